@@ -1,0 +1,221 @@
+"""Counting extracted values into the baseline's bins: the framework-free hot path.
+
+All counts of one monitor live in one flat float64 array (a *store*), laid out
+once from the baseline by :class:`Layout`. Memory is therefore
+O(features x bins) whatever the traffic, and a scrape is one array read. A
+single row is counted with ``bisect`` and item increments; a batch with numpy
+``searchsorted`` and ``bincount``. Both use the rules of :mod:`.values`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import weakref
+from bisect import bisect_left
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from .baseline import NUMERIC, Baseline, Column
+from .values import as_number, bin_floats, category_codes, category_key, to_floats
+
+ERROR_REASONS = (
+    "body_too_large",  # over max_body_bytes: passed through unread
+    "content_type",  # not a JSON content type
+    "content_encoding",  # a compression not decoded, or over the decompression cap
+    "invalid_json",  # not parseable as JSON (NaN/Infinity literals included)
+    "shape",  # parsed, but a path fanned out to unequal row counts
+    "internal",  # a bug in the middleware: counted, never raised into the app
+)
+"""Values of the ``reason`` label of ``boxkite_observation_errors_total``."""
+
+# Up to this many rows, a Python loop beats numpy's per-call overhead.
+_SMALL_BATCH = 8
+
+
+class Store(Protocol):
+    """Where counts live: process memory, or a shared file per worker process."""
+
+    array: np.ndarray | None  # the counts of this process, writable (None until open)
+    buf: memoryview | None  # the same memory, for fast item increments
+
+    def open(self) -> memoryview:
+        """Make ``array`` and ``buf`` usable; returns ``buf``."""
+        ...
+
+    def snapshot(self) -> np.ndarray:
+        """Totals over every process that shares this store."""
+        ...
+
+
+class MemoryStore:
+    """Counts of one process, in its memory."""
+
+    def __init__(self, size: int) -> None:
+        self.array = np.zeros(size, dtype=np.float64)
+        self.buf = memoryview(self.array)
+
+    def open(self) -> memoryview:
+        return self.buf
+
+    def snapshot(self) -> np.ndarray:
+        return self.array.copy()
+
+
+class _Slots:
+    """Where one column's counts live, and how one value is counted."""
+
+    __slots__ = (
+        "column",
+        "start",
+        "bins",
+        "missing",
+        "sum",
+        "edges",
+        "edge_list",
+        "index",
+        "local",
+        "other",
+    )
+
+    def __init__(self, column: Column, start: int) -> None:
+        self.column = column
+        self.start = start
+        self.bins = len(column.counts)
+        self.missing = start + self.bins
+        self.sum = self.missing + 1 if column.kind == NUMERIC else -1
+        self.edges = column.edges
+        self.edge_list = [float(e) for e in column.edges]
+        self.local = {c: i for i, c in enumerate(column.categories)}
+        self.index = {c: start + i for c, i in self.local.items()}
+        self.other = start + self.bins - 1
+
+    @property
+    def end(self) -> int:
+        return self.sum + 1 if self.sum >= 0 else self.missing + 1
+
+    def add_one(self, buf: memoryview, value: Any) -> None:
+        if self.sum >= 0:
+            # JSON floats take the first branch; as_number covers ints, numpy scalars and
+            # the wrong types, and returns None for anything that must count as missing.
+            number = value if type(value) is float else as_number(value)
+            if number is not None and number - number == 0.0:  # inf - inf, nan - nan: nan
+                buf[self.start + bisect_left(self.edge_list, number)] += 1.0
+                buf[self.sum] += number
+            else:
+                buf[self.missing] += 1.0
+            return
+        key = value if type(value) is str else category_key(value)
+        if key is None:
+            buf[self.missing] += 1.0
+        else:
+            buf[self.index.get(key, self.other)] += 1.0
+
+    def add_many(self, array: np.ndarray, values: Sequence[Any]) -> None:
+        if self.sum >= 0:
+            counts, missing, total = bin_floats(self.edges, to_floats(values))
+            array[self.sum] += total
+        else:
+            codes, missing = category_codes(self.local, self.bins - 1, values)
+            counts = np.bincount(codes[codes >= 0], minlength=self.bins)
+        array[self.start : self.start + self.bins] += counts
+        array[self.missing] += missing
+
+
+class Layout:
+    """Offsets of every count of one monitor in its flat array.
+
+    Per column: its bins, then missing, then (numeric) the sum. Per route:
+    observed requests, observed rows, then one slot per error reason.
+    """
+
+    def __init__(self, baseline: Baseline, model: str, routes: Sequence[str] = ()) -> None:
+        self.baseline = baseline
+        self.model = model
+        self.routes = tuple(routes)
+        self.columns: list[_Slots] = []
+        offset = 0
+        for column in baseline.columns:
+            slots = _Slots(column, offset)
+            self.columns.append(slots)
+            offset = slots.end
+        self.route_offset = offset
+        self.route_width = 2 + len(ERROR_REASONS)
+        self.size = offset + self.route_width * len(self.routes)
+        description = orjson.dumps(
+            [
+                model,
+                list(self.routes),
+                ERROR_REASONS,
+                baseline.to_dict()["features"],
+                baseline.to_dict()["outputs"],
+            ]
+        )
+        self.key = hashlib.sha256(description).hexdigest()[:16]
+
+    def column_index(self, role: str, name: str) -> int:
+        for i, slots in enumerate(self.columns):
+            if slots.column.role == role and slots.column.name == name:
+                return i
+        raise KeyError(f"{role} {name!r}")
+
+    def route_slots(self, route: int) -> tuple[int, int, int]:
+        """(requests slot, rows slot, first error slot) of a route."""
+        base = self.route_offset + route * self.route_width
+        return base, base + 1, base + 2
+
+
+class Recorder:
+    """Thread-safe counting of extracted values into a store."""
+
+    def __init__(self, layout: Layout, store: Store) -> None:
+        self.layout = layout
+        self.store = store
+        self._lock = threading.Lock()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _reset_lock(ref))
+
+    def observe(
+        self, route: int | None, rows: int, columns: Sequence[tuple[int, Sequence[Any]]]
+    ) -> None:
+        """Count one request: ``rows`` rows, each column index with its per-row values.
+
+        ``route`` None counts values only (no request/row counters), as the
+        Boxkite-compatible API and offline callers do.
+        """
+        slots = self.layout.columns
+        with self._lock:
+            buf = self.store.buf or self.store.open()
+            if rows <= _SMALL_BATCH:
+                for index, values in columns:
+                    column = slots[index]
+                    for value in values:
+                        column.add_one(buf, value)
+            else:
+                array = self.store.array
+                for index, values in columns:
+                    slots[index].add_many(array, values)
+            if route is not None:
+                requests, row_slot, _ = self.layout.route_slots(route)
+                buf[requests] += 1.0
+                buf[row_slot] += rows
+
+    def error(self, route: int, reason: str) -> None:
+        """Count a request whose body could not be observed."""
+        slot = self.layout.route_slots(route)[2] + ERROR_REASONS.index(reason)
+        with self._lock:
+            (self.store.buf or self.store.open())[slot] += 1.0
+
+    def snapshot(self) -> np.ndarray:
+        return self.store.snapshot()
+
+
+def _reset_lock(ref: weakref.ref[Recorder]) -> None:
+    # A lock held by another thread at fork time would stay held forever in the child.
+    recorder = ref()
+    if recorder is not None:
+        recorder._lock = threading.Lock()
