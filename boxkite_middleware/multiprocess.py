@@ -23,6 +23,7 @@ import mmap
 import os
 import secrets
 import struct
+import time
 import weakref
 from collections.abc import Iterator
 
@@ -53,6 +54,7 @@ class FileStore:
         self._prefix = f"boxkite-{key}-"
         self._header = _HEADER.pack(_MAGIC, size, key.encode("ascii"))
         self._warned: set[str] = set()
+        self._listing: tuple[int, list[str]] = (-1, [])
         self._fd: int | None = None
         self.name: str | None = None
         self.array: np.ndarray | None = None
@@ -108,37 +110,51 @@ class FileStore:
             return None
         return np.frombuffer(data, dtype=np.float64, count=self.size, offset=_OFFSET)
 
-    def _read_archive(self, path: str) -> tuple[np.ndarray, list[str]]:
+    def _read_archive(self, path: str) -> tuple[np.ndarray, bytes]:
+        """Counts of exited processes, and the raw JSON list of the files last absorbed."""
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
-            return np.zeros(self.size), []
+            return np.zeros(self.size), b"[]"
         end = _OFFSET + 8 * self.size
-        try:
-            if data[: _HEADER.size] != self._header:
-                raise ValueError("bad header")
-            names = orjson.loads(data[end:])
-            return np.frombuffer(data, dtype=np.float64, count=self.size, offset=_OFFSET), names
-        except ValueError:
-            log.error(
-                "boxkite: corrupt archive %s moved aside; counts of exited workers lost", path
-            )
-            os.replace(path, f"{path}.corrupt")
-            return np.zeros(self.size), []
+        if data[: _HEADER.size] == self._header and len(data) > end:
+            return np.frombuffer(data, dtype=np.float64, count=self.size, offset=_OFFSET), data[
+                end:
+            ]
+        log.error("boxkite: corrupt archive %s moved aside; counts of exited workers lost", path)
+        os.replace(path, f"{path}.corrupt")
+        return np.zeros(self.size), b"[]"
+
+    def _names(self) -> list[str]:
+        """The directory's entries, re-listed only when it may have changed.
+
+        A directory that once held 1,024 worker files stays large on disk and slow to
+        list after they are gone. Its mtime changes with every file added or removed;
+        while it is recent, a coarse clock could hide a change, so list anyway.
+        """
+        mtime = os.stat(self.directory).st_mtime_ns
+        cached_mtime, names = self._listing
+        if mtime != cached_mtime or time.time_ns() - mtime < 2_000_000_000:
+            names = os.listdir(self.directory)
+            self._listing = (mtime, names)
+        return names
 
     def snapshot(self) -> np.ndarray:
         archive_path = os.path.join(self.directory, f"boxkite-{self.key}-archive{_SUFFIX}")
         with self._scrape_lock():
-            archive, absorbed = self._read_archive(archive_path)
+            archive, absorbed_json = self._read_archive(archive_path)
+            absorbed: set[str] | None = None  # parsed only if there is a file to check
             total = np.zeros(self.size) if self.array is None else self.array.copy()
             dead: list[str] = []
-            for name in os.listdir(self.directory):
+            for name in self._names():
                 if not (name.startswith(self._prefix) and name.endswith(_SUFFIX)):
                     continue
                 if name == self.name or name == os.path.basename(archive_path):
                     continue
                 path = os.path.join(self.directory, name)
+                if absorbed is None:
+                    absorbed = _names_in(absorbed_json)
                 if name in absorbed:  # a previous scraper died before deleting it
                     _unlink(path)
                     continue
@@ -172,6 +188,15 @@ class FileStore:
                 for name in dead:
                     _unlink(os.path.join(self.directory, name))
             return total + archive
+
+
+def _names_in(raw: bytes) -> set[str]:
+    try:
+        names = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        log.warning("boxkite: unreadable list of absorbed files in the archive; ignored")
+        return set()
+    return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
 
 
 def _unlink(path: str) -> None:

@@ -159,3 +159,19 @@ def test_gunicorn_workers_report_exact_totals_across_recycling(tmp_path, baselin
     edges = baseline.feature("x").edges
     assert buckets == [float(np.sum(values <= e)) for e in edges] + [400.0]
     shutil.rmtree(mp_dir)
+
+
+def test_corrupt_archive_is_moved_aside_and_scrapes_go_on(tmp_path, baseline, caplog):
+    parent = Monitor(baseline, multiprocess_dir=tmp_path)
+    _run_children(tmp_path, baseline, [[0.3] * 4])
+    assert _total(parent) == 4
+    archive = tmp_path / f"boxkite-{parent.layout.key}-archive.bkc"
+    archive.write_bytes(archive.read_bytes()[:-3] + b"}{")  # a broken list of names
+    _run_children(tmp_path, baseline, [[0.3] * 2])
+    with caplog.at_level(logging.WARNING, logger="boxkite_middleware"):
+        assert _total(parent) == 6
+    archive.write_bytes(b"not an archive")
+    with caplog.at_level(logging.ERROR, logger="boxkite_middleware"):
+        assert _total(parent) == 0
+    assert "corrupt archive" in caplog.text
+    assert (tmp_path / f"{archive.name}.corrupt").exists()
