@@ -28,7 +28,8 @@ ERROR_REASONS = (
     "content_type",  # not a JSON content type
     "content_encoding",  # a compression not decoded, or over the decompression cap
     "invalid_json",  # not parseable as JSON (NaN/Infinity literals included)
-    "shape",  # parsed, but a path fanned out to unequal row counts
+    "incomplete",  # the request body did not arrive whole
+    "shape",  # parsed, but not the structure the route expects (rows that do not line up)
     "internal",  # a bug in the middleware: counted, never raised into the app
 )
 """Values of the ``reason`` label of ``boxkite_observation_errors_total``."""

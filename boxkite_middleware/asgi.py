@@ -1,0 +1,162 @@
+"""ASGI adapter: FastAPI, Starlette, any ASGI 3 application (pure ASGI, no BaseHTTPMiddleware)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+from .config import Config
+from .core import Core, Exchange
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BoxkiteASGIMiddleware:
+    """Observe the JSON bodies of configured routes and serve ``/metrics``.
+
+    Usage::
+
+        app.add_middleware(BoxkiteASGIMiddleware, config="boxkite.yaml")
+
+    The config is loaded when the middleware is built, which Starlette does at
+    application start-up: a bad config fails the start, not a request. On
+    observed routes the request body is read, then replayed to the app once,
+    after which the app's ``receive`` is the server's again (disconnects still
+    arrive). Response messages are passed on as they come; values are counted
+    after the last body message has been sent.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: Config | Mapping[str, Any] | str | os.PathLike[str],
+        multiprocess_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.app = app
+        self.core = Core(config, multiprocess_dir=multiprocess_dir)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        core = self.core
+        path, method = scope["path"], scope["method"]
+        if path == core.metrics_path:
+            await self._metrics(scope, method, send)
+            return
+        route = core.route_for(method, path)
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        content_type = content_encoding = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-encoding":
+                content_encoding = value.decode("latin-1")
+            elif name == b"content-length":
+                content_length = _int(value)
+        exchange = core.exchange(route, content_type, content_encoding, content_length)
+        if exchange is None:
+            await self.app(scope, receive, send)
+            return
+        replay = await _read_request(receive, exchange)
+        responder = _Responder(send, exchange)
+        try:
+            await self.app(scope, replay.receive, responder.send)
+        finally:
+            exchange.finish()  # no-op if the last body message already finished it
+
+    async def _metrics(self, scope: Scope, method: str, send: Send) -> None:
+        headers = {k: v for k, v in scope["headers"] if k in (b"accept", b"accept-encoding")}
+        status, response_headers, body = self.core.metrics(
+            method,
+            scope.get("query_string", b"").decode("latin-1"),
+            _text(headers.get(b"accept")),
+            _text(headers.get(b"accept-encoding")),
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _int(value: bytes) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+async def _read_request(receive: Receive, exchange: Exchange) -> _Replay:
+    """Drain the body (up to the size limit) into the exchange, keeping the messages."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":  # http.disconnect: the client is gone
+            exchange.request_incomplete()
+            break
+        if not exchange.add_request(message.get("body", b"")):
+            break  # over the limit: the app reads the rest from the server itself
+        if not message.get("more_body", False):
+            break
+    return _Replay(messages, receive)
+
+
+class _Replay:
+    """Gives the app the messages already read, once, then the server's ``receive``."""
+
+    __slots__ = ("_messages", "_receive")
+
+    def __init__(self, messages: list[Message], receive: Receive) -> None:
+        self._messages = messages
+        self._receive = receive
+
+    async def receive(self) -> Message:
+        if self._messages:
+            return self._messages.pop(0)
+        return await self._receive()
+
+
+class _Responder:
+    """Passes each response message on at once, copying body bytes into the exchange."""
+
+    __slots__ = ("_send", "_exchange")
+
+    def __init__(self, send: Send, exchange: Exchange) -> None:
+        self._send = send
+        self._exchange = exchange
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        exchange = self._exchange
+        if kind == "http.response.start":
+            content_type = content_encoding = None
+            for name, value in message.get("headers", ()):
+                lower = name.lower()
+                if lower == b"content-type":
+                    content_type = value.decode("latin-1")
+                elif lower == b"content-encoding":
+                    content_encoding = value.decode("latin-1")
+            exchange.start_response(message["status"], content_type, content_encoding)
+        elif kind == "http.response.body":
+            exchange.add_response(message.get("body", b""))
+        await self._send(message)
+        if kind == "http.response.body" and not message.get("more_body", False):
+            exchange.finish()

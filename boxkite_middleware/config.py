@@ -1,0 +1,289 @@
+"""The YAML config, validated in full when the middleware is built.
+
+Every mistake a user can make in the file (an unknown key, a feature the
+baseline does not have, a path outside the supported subset, a missing
+baseline file, paths of one route that fan out unequally) raises one
+:class:`ConfigError` naming the file and line, at start-up, never during a
+request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .baseline import Baseline, BaselineError
+from .jsonpath import JSONPath, PathError, parse
+
+PRESETS = ("flat", "kserve-v1", "kserve-v2", "mlflow")
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+_TOP_KEYS = ("model", "baseline", "metrics", "max_body_bytes", "routes")
+_ROUTE_KEYS = ("path", "methods", "features", "predictions", "preset", "input", "output")
+_ROUTE_PATH = re.compile(r"^/(?:[^{}]*|\{[A-Za-z_][A-Za-z0-9_]*\})*$")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message starts with ``file:line:`` for YAML."""
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """One observed route. ``features``/``predictions`` map names to parsed paths."""
+
+    path: str
+    methods: tuple[str, ...] = ("POST",)
+    features: dict[str, JSONPath] = field(default_factory=dict)
+    predictions: dict[str, JSONPath] = field(default_factory=dict)
+    preset: str | None = None
+    input: str | None = None
+    output: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config: the baseline is loaded and every path parsed."""
+
+    baseline: Baseline
+    routes: tuple[RouteConfig, ...]
+    model: str = "default"
+    metrics_path: str | None = "/metrics"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    source: str | None = None
+
+
+class _Lines(dict):
+    """A YAML mapping that remembers the line of each key (1-based)."""
+
+    line = 0
+    key_lines: dict[Any, int]
+
+
+class _LinesList(list):
+    line = 0
+    item_lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Lines:
+    mapping = _Lines(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {
+        loader.construct_object(k, deep=True): k.start_mark.line + 1 for k, _ in node.value
+    }
+    return mapping
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LinesList:
+    sequence = _LinesList(loader.construct_sequence(node, deep=True))
+    sequence.line = node.start_mark.line + 1
+    sequence.item_lines = [item.start_mark.line + 1 for item in node.value]
+    return sequence
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+class _Reader:
+    """Builds errors that point at the file and line of the offending key."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def error(self, where: Any, key: Any, message: str) -> ConfigError:
+        line = None
+        if isinstance(where, _Lines):
+            line = where.key_lines.get(key, where.line)
+        elif isinstance(where, _LinesList) and isinstance(key, int) and key < len(where):
+            line = where.item_lines[key]
+        elif hasattr(where, "line"):
+            line = where.line
+        if self.source is None:
+            return ConfigError(message)
+        return ConfigError(f"{self.source}:{line or 1}: {message}")
+
+    def mapping(self, data: Any, where: Any, key: Any, allowed: tuple[str, ...]) -> Mapping:
+        if not isinstance(data, Mapping):
+            raise self.error(where, key, f"{key!r} must be a mapping")
+        for name in data:
+            if name not in allowed:
+                raise self.error(
+                    data, name, f"unknown key {name!r} (expected one of: {', '.join(allowed)})"
+                )
+        return data
+
+
+def load_config(config: Config | Mapping[str, Any] | str | os.PathLike[str]) -> Config:
+    """A validated :class:`Config` from a YAML path, a dict of the same shape, or a Config.
+
+    Relative paths in a YAML file are relative to that file; in a dict, to the
+    working directory.
+    """
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, Mapping):
+        return _build(config, _Reader(None), base_dir=os.getcwd())
+    path = os.fspath(config)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError(f"{path}:{line}: invalid YAML: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}:1: the config must be a mapping with 'baseline' and 'routes'")
+    return _build(data, _Reader(path), base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def _build(data: Mapping[str, Any], reader: _Reader, base_dir: str) -> Config:
+    reader.mapping(data, data, "config", _TOP_KEYS)
+    for required in ("baseline", "routes"):
+        if required not in data:
+            raise reader.error(data, None, f"missing required key {required!r}")
+    model = data.get("model", "default")
+    if not isinstance(model, str) or not model:
+        raise reader.error(data, "model", "'model' must be a non-empty string")
+    baseline = _baseline(data["baseline"], data, reader, base_dir)
+
+    metrics_path: str | None = "/metrics"
+    if "metrics" in data:
+        metrics = data["metrics"]
+        if metrics is not None:
+            reader.mapping(metrics, data, "metrics", ("path",))
+            metrics_path = metrics.get("path", "/metrics")
+            if metrics_path is not None and (
+                not isinstance(metrics_path, str) or not metrics_path.startswith("/")
+            ):
+                raise reader.error(metrics, "path", "metrics 'path' must start with '/' or be null")
+
+    limit = data.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise reader.error(data, "max_body_bytes", "'max_body_bytes' must be a positive integer")
+
+    routes = data["routes"]
+    if not isinstance(routes, list) or not routes:
+        raise reader.error(data, "routes", "'routes' must be a non-empty list")
+    built = tuple(_route(r, routes, i, baseline, reader) for i, r in enumerate(routes))
+    seen: set[tuple[str, str]] = set()
+    for i, route in enumerate(built):
+        for method in route.methods:
+            if (route.path, method) in seen:
+                raise reader.error(routes, i, f"route {method} {route.path} is configured twice")
+            seen.add((route.path, method))
+        if route.path == metrics_path:
+            raise reader.error(routes, i, f"route {route.path} is the metrics path")
+    return Config(
+        baseline=baseline,
+        routes=built,
+        model=model,
+        metrics_path=metrics_path,
+        max_body_bytes=limit,
+        source=reader.source,
+    )
+
+
+def _baseline(value: Any, data: Mapping, reader: _Reader, base_dir: str) -> Baseline:
+    if isinstance(value, Baseline):
+        return value
+    if not isinstance(value, (str, os.PathLike)):
+        raise reader.error(data, "baseline", "'baseline' must be the path of a baseline file")
+    path = os.path.join(base_dir, os.fspath(value))
+    if not os.path.exists(path):
+        raise reader.error(data, "baseline", f"baseline file {path} does not exist")
+    try:
+        return Baseline.load(path)
+    except BaselineError as exc:
+        raise reader.error(data, "baseline", str(exc)) from exc
+
+
+def _route(data: Any, routes: list, index: int, baseline: Baseline, reader: _Reader) -> RouteConfig:
+    reader.mapping(data, routes, index, _ROUTE_KEYS)
+    path = data.get("path")
+    if not isinstance(path, str) or not _ROUTE_PATH.match(path):
+        raise reader.error(
+            data,
+            "path",
+            f"route 'path' {path!r} must start with '/'; '{{name}}' matches one path segment",
+        )
+    methods = data.get("methods", ["POST"])
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+        raise reader.error(data, "methods", "'methods' must be a list such as [POST]")
+    methods = tuple(m.upper() for m in methods)
+    if "HEAD" in methods:
+        raise reader.error(data, "methods", "HEAD requests carry no body and are not observed")
+
+    preset = data.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise reader.error(
+            data, "preset", f"unknown preset {preset!r} (one of: {', '.join(PRESETS)})"
+        )
+    for option in ("input", "output"):
+        if option in data and preset != "kserve-v2":
+            raise reader.error(data, option, f"{option!r} is an option of preset kserve-v2")
+        if option in data and not isinstance(data[option], str):
+            raise reader.error(data, option, f"{option!r} must be a tensor name")
+    if preset is not None and "features" in data:
+        raise reader.error(data, "features", f"preset {preset} maps the features itself")
+    if preset is not None and "predictions" not in data and len(baseline.outputs) != 1:
+        raise reader.error(
+            data,
+            "preset",
+            f"preset {preset} needs a baseline with exactly one output, "
+            f"or 'predictions' (the baseline has {len(baseline.outputs)})",
+        )
+
+    features = _paths(data, "features", baseline.feature_names, "feature", reader)
+    predictions = _paths(data, "predictions", baseline.output_names, "output", reader)
+    if preset is None and not features and not predictions:
+        raise reader.error(data, "path", f"route {path} observes nothing: add features or a preset")
+    fans = {p.fans_out for p in [*features.values(), *predictions.values()]}
+    if len(fans) > 1:
+        raise reader.error(
+            data,
+            "path",
+            f"route {path}: every feature and output must fan out alike "
+            "(all with one [*], or none)",
+        )
+    return RouteConfig(
+        path=path,
+        methods=methods,
+        features=features,
+        predictions=predictions,
+        preset=preset,
+        input=data.get("input"),
+        output=data.get("output"),
+    )
+
+
+def _paths(
+    data: Mapping, key: str, known: list[str], role: str, reader: _Reader
+) -> dict[str, JSONPath]:
+    if key not in data:
+        return {}
+    mapping = data[key]
+    if not isinstance(mapping, Mapping) or not mapping:
+        raise reader.error(data, key, f"{key!r} must map {role} names to paths")
+    for name in mapping:
+        if name not in known:
+            has = ", ".join(known) or "none"
+            raise reader.error(
+                mapping, name, f"{role} {name!r} is not in the baseline (it has: {has})"
+            )
+    parsed = {}
+    for name, text in mapping.items():
+        try:
+            parsed[name] = parse(text)
+        except PathError as exc:
+            raise reader.error(mapping, name, f"{role} {name!r}: {exc}") from None
+    return parsed

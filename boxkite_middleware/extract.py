@@ -1,0 +1,316 @@
+"""Turning parsed request and response bodies into per-column values.
+
+An extractor returns *columns*: pairs of a column index in the monitor's layout
+and one value per row. Rows of a batch stay columns from here on, which is what
+the vectorised counting wants. Extractors never raise on bad values (those
+become None, counted as missing); a body whose structure does not match the
+route raises :class:`ShapeError`, counted as ``reason="shape"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .config import RouteConfig
+from .jsonpath import JSONPath, Step, getter
+
+Columns = list[tuple[int, Sequence[Any]]]
+
+
+class ShapeError(Exception):
+    """The body parsed, but its structure is not what the route expects."""
+
+
+def _column_of(tail: tuple[Step, ...]) -> Callable[[list[Any]], Sequence[Any]]:
+    """Maps a list of row items to one value per row, following ``tail`` in each."""
+    if not tail:
+        return lambda items: items
+    if len(tail) == 1 and isinstance(tail[0], str):
+        key = tail[0]
+        return lambda items: [r.get(key) if type(r) is dict else None for r in items]
+    if len(tail) == 1:
+        i = tail[0]
+        return lambda items: [
+            r[i] if type(r) is list and -len(r) <= i < len(r) else None for r in items
+        ]
+    follow = getter(tail)
+    return lambda items: list(map(follow, items))
+
+
+class _PathSide:
+    """The paths of one side (request features or response outputs) of a route."""
+
+    def __init__(self, paths: Sequence[tuple[int, JSONPath]]) -> None:
+        self.empty = not paths
+        self.fans = any(p.fans_out for _, p in paths)
+        self._single = [(col, getter(p.head)) for col, p in paths if not p.fans_out]
+        groups: dict[tuple[Step, ...], list[tuple[int, Callable]]] = {}
+        for col, p in paths:
+            if p.fans_out:
+                groups.setdefault(p.head, []).append((col, _column_of(p.tail or ())))
+        # Paths sharing the part before [*] read the batch once.
+        self._groups = [(getter(head), tails) for head, tails in groups.items()]
+
+    def extract(self, doc: Any) -> tuple[int, Columns]:
+        if not self.fans:
+            return 1, [(col, (get(doc),)) for col, get in self._single]
+        rows = None
+        columns: Columns = []
+        for get_items, tails in self._groups:
+            items = get_items(doc)
+            if type(items) is not list or (rows is not None and len(items) != rows):
+                raise ShapeError
+            rows = len(items)
+            columns += [(col, column(items)) for col, column in tails]
+        return rows or 0, columns
+
+
+class Extractor:
+    """Request features and response outputs of one route.
+
+    ``request`` gives the row count and feature columns (rows None when the route
+    maps no features); ``response`` the output columns for that many rows.
+    """
+
+    has_features: bool = True
+    has_outputs: bool = True
+
+    def request(self, doc: Any) -> tuple[int | None, Columns]:
+        raise NotImplementedError
+
+    def response(self, doc: Any, rows: int | None) -> tuple[int, Columns]:
+        raise NotImplementedError
+
+    def missing_outputs(self, rows: int) -> Columns:
+        """Output columns of ``rows`` missing values, for a 2xx response that is unusable."""
+        return [(col, [None] * rows) for col in self.output_columns]
+
+    output_columns: list[int] = []
+
+
+class PathExtractor(Extractor):
+    """Features and outputs found by JSONPath expressions from the config."""
+
+    def __init__(
+        self, features: Sequence[tuple[int, JSONPath]], outputs: Sequence[tuple[int, JSONPath]]
+    ) -> None:
+        self._features = _PathSide(features)
+        self._outputs = _PathSide(outputs)
+        self.has_features = not self._features.empty
+        self.has_outputs = not self._outputs.empty
+        self.output_columns = [col for col, _ in outputs]
+
+    def request(self, doc: Any) -> tuple[int | None, Columns]:
+        if self._features.empty:
+            return None, []
+        return self._features.extract(doc)
+
+    def response(self, doc: Any, rows: int | None) -> tuple[int, Columns]:
+        count, columns = self._outputs.extract(doc)
+        if rows is not None and count != rows:
+            raise ShapeError
+        return count, columns
+
+
+def _transpose(rows: list[Any], names: Sequence[str], cols: Sequence[int]) -> Columns:
+    """Row lists (in ``names`` order) or row objects (by name) -> columns."""
+    if all(type(r) is list for r in rows):
+        width = len(names)
+        if any(len(r) != width for r in rows):
+            raise ShapeError
+        if not rows:
+            return [(col, []) for col in cols]
+        return list(zip(cols, zip(*rows)))
+    if all(type(r) is dict for r in rows):
+        return [(col, [r.get(n) for r in rows]) for n, col in zip(names, cols)]
+    if len(names) == 1:  # a model of one feature may take bare scalars
+        return [(cols[0], rows)]
+    raise ShapeError
+
+
+def _columnar(
+    data: Mapping[str, Any], names: Sequence[str], cols: Sequence[int]
+) -> tuple[int, Columns]:
+    """An object of name -> list of values (one per row) -> columns."""
+    present = [data[n] for n in names if n in data]
+    if not present or any(type(v) is not list or len(v) != len(present[0]) for v in present):
+        raise ShapeError
+    rows = len(present[0])
+    return rows, [(col, data.get(n, [None] * rows)) for n, col in zip(names, cols)]
+
+
+def _unwrap(value: Any) -> Any:
+    """One output per row: ``[x]`` is x (a column vector), anything else as is."""
+    return value[0] if type(value) is list and len(value) == 1 else value
+
+
+class _Preset(Extractor):
+    """Shared by the presets: outputs from the config's ``predictions`` if given."""
+
+    def __init__(
+        self,
+        route: RouteConfig,
+        features: Mapping[str, int],
+        outputs: Mapping[str, int],
+    ) -> None:
+        self.names = list(features)
+        self.cols = list(features.values())
+        self.output_names = list(outputs)
+        self.route = route
+        self._paths = (
+            PathExtractor([], [(outputs[n], p) for n, p in route.predictions.items()])
+            if route.predictions
+            else None
+        )
+        self.output_columns = (
+            [outputs[n] for n in route.predictions] if route.predictions else list(outputs.values())
+        )
+        self.has_outputs = bool(self.output_columns)
+
+    def response(self, doc: Any, rows: int | None) -> tuple[int, Columns]:
+        if self._paths is not None:
+            return self._paths.response(doc, rows)
+        values = self.predictions(doc)
+        if type(values) is not list or (rows is not None and len(values) != rows):
+            raise ShapeError
+        if len(self.output_columns) == 1:
+            return len(values), [(self.output_columns[0], [_unwrap(v) for v in values])]
+        return len(values), _transpose(values, self.output_names, self.output_columns)
+
+    def predictions(self, doc: Any) -> Any:
+        return doc.get("predictions") if type(doc) is dict else None
+
+
+class FlatPreset(_Preset):
+    """One row: top-level keys named like the features; outputs likewise in the response."""
+
+    def request(self, doc: Any) -> tuple[int | None, Columns]:
+        if type(doc) is not dict:
+            raise ShapeError
+        return 1, [(col, (doc.get(n),)) for n, col in zip(self.names, self.cols)]
+
+    def response(self, doc: Any, rows: int | None) -> tuple[int, Columns]:
+        if self._paths is not None:
+            return self._paths.response(doc, rows)
+        if type(doc) is not dict:
+            raise ShapeError
+        return 1, [(col, (doc.get(n),)) for n, col in zip(self.output_names, self.output_columns)]
+
+
+class KServeV1Preset(_Preset):
+    """``{"instances": [...]}`` (or ``"inputs"``), rows or objects -> ``{"predictions": [...]}``."""
+
+    def request(self, doc: Any) -> tuple[int | None, Columns]:
+        rows = doc.get("instances", doc.get("inputs")) if type(doc) is dict else None
+        if type(rows) is not list:
+            raise ShapeError
+        return len(rows), _transpose(rows, self.names, self.cols)
+
+
+class MLflowPreset(_Preset):
+    """MLflow scoring server: dataframe_split, dataframe_records, instances, inputs."""
+
+    def request(self, doc: Any) -> tuple[int | None, Columns]:
+        if type(doc) is not dict:
+            raise ShapeError
+        if "dataframe_split" in doc:
+            split = doc["dataframe_split"]
+            if type(split) is not dict or type(split.get("data")) is not list:
+                raise ShapeError
+            data, columns = split["data"], split.get("columns")
+            if columns is None:
+                return len(data), _transpose(data, self.names, self.cols)
+            if type(columns) is not list or any(type(r) is not list for r in data):
+                raise ShapeError
+            if any(len(r) != len(columns) for r in data):
+                raise ShapeError
+            position = {c: i for i, c in enumerate(columns) if type(c) is str}
+            transposed = list(zip(*data)) if data else [()] * len(columns)
+            return len(data), [
+                (col, transposed[position[n]] if n in position else [None] * len(data))
+                for n, col in zip(self.names, self.cols)
+            ]
+        for key in ("dataframe_records", "instances", "inputs"):
+            if key in doc:
+                rows = doc[key]
+                if type(rows) is dict:
+                    return _columnar(rows, self.names, self.cols)
+                if type(rows) is not list:
+                    raise ShapeError
+                return len(rows), _transpose(rows, self.names, self.cols)
+        raise ShapeError
+
+    def predictions(self, doc: Any) -> Any:
+        return doc if type(doc) is list else super().predictions(doc)  # MLflow 1 returned a list
+
+
+class KServeV2Preset(_Preset):
+    """Open Inference Protocol: the first (or ``input:``) tensor of shape [N, F], or one
+    tensor per feature named like it -> ``outputs[0]`` (or ``output:``) ``.data``."""
+
+    def request(self, doc: Any) -> tuple[int | None, Columns]:
+        tensors = doc.get("inputs") if type(doc) is dict else None
+        if type(tensors) is not list or not tensors or any(type(t) is not dict for t in tensors):
+            raise ShapeError
+        by_name = {t.get("name"): t for t in tensors}
+        if self.route.input is not None:
+            if self.route.input not in by_name:
+                raise ShapeError
+            return self._matrix(by_name[self.route.input])
+        first = tensors[0]
+        shape = first.get("shape")
+        if type(shape) is list and len(shape) == 2 and shape[1] == len(self.names):
+            return self._matrix(first)
+        if not any(n in by_name for n in self.names):
+            return self._matrix(first)
+        columns = {n: _flat(by_name[n]) for n in self.names if n in by_name}
+        return _columnar(columns, self.names, self.cols)
+
+    def _matrix(self, tensor: Mapping[str, Any]) -> tuple[int, Columns]:
+        shape, data = tensor.get("shape"), tensor.get("data")
+        width = len(self.names)
+        if type(data) is not list or type(shape) is not list or not shape:
+            raise ShapeError
+        if data and type(data[0]) is list:
+            return len(data), _transpose(data, self.names, self.cols)
+        rows = shape[0]
+        if type(rows) is not int or rows * width != len(data):
+            raise ShapeError
+        return rows, [(col, data[j::width]) for j, col in enumerate(self.cols)]
+
+    def predictions(self, doc: Any) -> Any:
+        tensors = doc.get("outputs") if type(doc) is dict else None
+        if type(tensors) is not list or not tensors:
+            return None
+        wanted = self.route.output
+        tensor = next((t for t in tensors if type(t) is dict and t.get("name") == wanted), None)
+        return _flat(tensor if wanted is not None else tensors[0])
+
+
+def _flat(tensor: Any) -> Any:
+    """The data of a tensor of shape [N] or [N, 1] as one value per row."""
+    data = tensor.get("data") if type(tensor) is dict else None
+    if type(data) is list and data and type(data[0]) is list:
+        return [_unwrap(v) for v in data]
+    return data
+
+
+PRESET_EXTRACTORS: dict[str, type[_Preset]] = {
+    "flat": FlatPreset,
+    "kserve-v1": KServeV1Preset,
+    "kserve-v2": KServeV2Preset,
+    "mlflow": MLflowPreset,
+}
+
+
+def build_extractor(
+    route: RouteConfig, features: Mapping[str, int], outputs: Mapping[str, int]
+) -> Extractor:
+    """The extractor of a route; ``features``/``outputs`` map names to layout columns."""
+    if route.preset is not None:
+        return PRESET_EXTRACTORS[route.preset](route, features, outputs)
+    return PathExtractor(
+        [(features[n], p) for n, p in route.features.items()],
+        [(outputs[n], p) for n, p in route.predictions.items()],
+    )
