@@ -53,7 +53,9 @@ def parse(text: str) -> JSONPath:
     if not isinstance(text, str) or not text.startswith("$"):
         raise PathError(f"path {text!r} must start with '$' (supported: {SUPPORTED})")
     if ".." in text:
-        raise PathError(f"path {text!r}: recursive descent '..' is not supported ({SUPPORTED})")
+        raise PathError(
+            f"path {text!r}: recursive descent '..' is not supported (supported: {SUPPORTED})"
+        )
     steps: list[Step | None] = []  # None marks [*]
     position = 1
     while position < len(text):
@@ -76,7 +78,7 @@ def parse(text: str) -> JSONPath:
             steps.append(None)
         position = match.end()
     if steps.count(None) > 1:
-        raise PathError(f"path {text!r}: at most one [*] per path ({SUPPORTED})")
+        raise PathError(f"path {text!r}: at most one [*] per path (supported: {SUPPORTED})")
     if None in steps:
         star = steps.index(None)
         return JSONPath(text, tuple(steps[:star]), tuple(steps[star + 1 :]))  # type: ignore[arg-type]
