@@ -6,7 +6,7 @@ import json
 
 from boxkite_middleware import BoxkiteASGIMiddleware, BoxkiteWSGIMiddleware
 
-from .middleware_setup import make_baseline, scrape, value, write_config
+from .middleware_setup import make_baseline, scrape, value
 from .protocol import call_asgi, call_wsgi
 
 BASELINE = make_baseline()
