@@ -99,23 +99,6 @@ class _Slots:
     def end(self) -> int:
         return self.sum + 1 if self.sum >= 0 else self.missing + 1
 
-    def add_one(self, buf: memoryview, value: Any) -> None:
-        if self.sum >= 0:
-            # JSON floats take the first branch; as_number covers ints, numpy scalars and
-            # the wrong types, and returns None for anything that must count as missing.
-            number = value if type(value) is float else as_number(value)
-            if number is not None and number - number == 0.0:  # inf - inf, nan - nan: nan
-                buf[self.start + bisect_left(self.edge_list, number)] += 1.0
-                buf[self.sum] += number
-            else:
-                buf[self.missing] += 1.0
-            return
-        key = value if type(value) is str else category_key(value)
-        if key is None:
-            buf[self.missing] += 1.0
-        else:
-            buf[self.index.get(key, self.other)] += 1.0
-
     def add_many(self, array: np.ndarray, values: Sequence[Any]) -> None:
         if self.sum >= 0:
             counts, missing, total = bin_floats(self.edges, to_floats(values))
@@ -192,10 +175,27 @@ class Recorder:
         with self._lock:
             buf = self.store.buf or self.store.open()
             if rows <= _SMALL_BATCH:
+                # The per-value loop, written out: this is the hot path of single records.
                 for index, values in columns:
                     column = slots[index]
-                    for value in values:
-                        column.add_one(buf, value)
+                    if column.sum >= 0:
+                        edges, start, total = column.edge_list, column.start, column.sum
+                        for value in values:
+                            # JSON floats take the first branch; as_number returns None for
+                            # whatever must count as missing (null, bools, strings, ...).
+                            number = value if type(value) is float else as_number(value)
+                            if number is not None and number - number == 0.0:  # not inf/nan
+                                buf[start + bisect_left(edges, number)] += 1.0
+                                buf[total] += number
+                            else:
+                                buf[column.missing] += 1.0
+                    else:
+                        for value in values:
+                            key = value if type(value) is str else category_key(value)
+                            if key is None:
+                                buf[column.missing] += 1.0
+                            else:
+                                buf[column.index.get(key, column.other)] += 1.0
             else:
                 array = self.store.array
                 for index, values in columns:

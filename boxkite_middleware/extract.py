@@ -38,6 +38,10 @@ def _column_of(tail: tuple[Step, ...]) -> Callable[[list[Any]], Sequence[Any]]:
     return lambda items: list(map(follow, items))
 
 
+def _none(_key: Any) -> None:
+    return None
+
+
 class _PathSide:
     """The paths of one side (request features or response outputs) of a route."""
 
@@ -45,6 +49,15 @@ class _PathSide:
         self.empty = not paths
         self.fans = any(p.fans_out for _, p in paths)
         self._single = [(col, getter(p.head)) for col, p in paths if not p.fans_out]
+        # The common case, every path a top-level key ($.age): one dict.get per value.
+        self._keys = (
+            [(col, p.head[0]) for col, p in paths]
+            if paths
+            and all(
+                not p.fans_out and len(p.head) == 1 and isinstance(p.head[0], str) for _, p in paths
+            )
+            else None
+        )
         groups: dict[tuple[Step, ...], list[tuple[int, Callable]]] = {}
         for col, p in paths:
             if p.fans_out:
@@ -53,6 +66,9 @@ class _PathSide:
         self._groups = [(getter(head), tails) for head, tails in groups.items()]
 
     def extract(self, doc: Any) -> tuple[int, Columns]:
+        if self._keys is not None:
+            get = doc.get if type(doc) is dict else _none
+            return 1, [(col, (get(key),)) for col, key in self._keys]
         if not self.fans:
             return 1, [(col, (get(doc),)) for col, get in self._single]
         rows = None
