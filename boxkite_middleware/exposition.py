@@ -58,6 +58,19 @@ class Family:
         return metric
 
 
+def _bin_labels(i: int, buckets: int) -> dict[str, str]:
+    """``bin`` (1-based) and ``next`` labels of the baseline's buckets.
+
+    They let the recording rules take per-bin counts apart from cumulative buckets by
+    joining on ``bin``, a label Prometheus never rewrites, instead of matching ``le``
+    text across metric types (Prometheus 3 normalises ``le`` of histograms only).
+    """
+    labels = {"bin": str(i + 1)}
+    if i + 1 < buckets:
+        labels["next"] = str(i + 2)
+    return labels
+
+
 def _column_families(layout: Layout, baseline: bool) -> list[Family]:
     prefix, kind, doc, total = (
         ("boxkite_baseline_", "gauge", "baseline_", "")
@@ -80,9 +93,10 @@ def _column_families(layout: Layout, baseline: bool) -> list[Family]:
             }
             if column.kind == NUMERIC:
                 for i, le in enumerate(column.le):
-                    value.samples.append(
-                        (f"{name}_value_bucket", dict(labels, le=le), slots.start + i)
-                    )
+                    bucket = dict(labels, le=le)
+                    if baseline:
+                        bucket.update(_bin_labels(i, len(column.le)))
+                    value.samples.append((f"{name}_value_bucket", bucket, slots.start + i))
                 last_bin = slots.start + slots.bins - 1
                 value.samples.append((f"{name}_value_count", labels, last_bin))
                 value.samples.append((f"{name}_value_sum", labels, slots.sum))

@@ -1,0 +1,52 @@
+"""The shipped Prometheus rules: generated, checked and unit-tested with promtool."""
+
+import subprocess
+from pathlib import Path
+
+from boxkite_middleware.drift import DEFAULT_THRESHOLDS, psi
+from boxkite_middleware.rules import rules_yaml
+
+from . import rules_fixture
+from .conftest import require_tool
+
+DASHBOARDS = Path(__file__).parent.parent / "dashboards"
+
+
+def test_committed_rules_are_the_generated_ones():
+    assert (DASHBOARDS / "boxkite-rules.yml").read_text() == rules_yaml()
+
+
+def test_committed_rule_tests_are_the_generated_ones():
+    assert (DASHBOARDS / "boxkite-rules_test.yml").read_text() == rules_fixture.build()
+
+
+def test_the_scenario_covers_drift_no_drift_and_the_min_count_guard():
+    _, alerts = rules_fixture.expected()
+    fired = {
+        (a["exp_labels"].get("feature") or a["exp_labels"]["output"], a["exp_labels"]["severity"])
+        for group in alerts.values()
+        for a in group
+    }
+    assert fired == {
+        ("drifted", "warning"),
+        ("region", "warning"),
+        ("region", "critical"),
+        ("prediction", "warning"),
+        ("prediction", "critical"),
+    }
+    counts, _ = rules_fixture.window_counts("few")
+    assert psi(rules_fixture.baseline_counts("few"), counts) > DEFAULT_THRESHOLDS.psi
+    assert counts.sum() < DEFAULT_THRESHOLDS.min_count  # drifted, but too few values
+
+
+def test_promtool_checks_and_unit_tests_pass():
+    promtool = require_tool("promtool")
+    for args in (
+        ["check", "rules", "boxkite-rules.yml"],
+        ["test", "rules", "boxkite-rules_test.yml"],
+    ):
+        result = subprocess.run(
+            [promtool, *args], cwd=DASHBOARDS, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout + result.stderr
