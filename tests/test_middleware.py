@@ -228,7 +228,7 @@ def test_metrics_endpoint(pair):
     client, _ = pair
     reply = client.request("GET", "/metrics")
     assert reply.status == 200 and reply.header("Content-Type").startswith("text/plain")
-    assert b'boxkite_baseline_feature_value_bucket{feature="age"' in reply.body
+    assert b'boxkite_baseline_feature_value_bucket{bin="1",feature="age"' in reply.body
     om = client.request("GET", "/metrics", headers={"Accept": "application/openmetrics-text"})
     assert om.header("Content-Type").startswith("application/openmetrics-text")
     assert om.body.endswith(b"# EOF\n")
