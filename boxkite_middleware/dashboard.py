@@ -273,7 +273,7 @@ def dashboard() -> dict[str, Any]:
             "Share of categorical values outside the baseline's categories (counted as __other__).",
             [
                 _target(
-                    f'boxkite:feature_bin_share:1h{{model="$model",category="__other__"}}',
+                    'boxkite:feature_bin_share:1h{model="$model",category="__other__"}',
                     "{{feature}}",
                     "A",
                 )

@@ -1,0 +1,160 @@
+"""Fleet-wide drift in a real Prometheus: three replicas, the shipped rules and dashboard.
+
+Two gunicorn servers (two workers each) and one uvicorn/FastAPI server receive the
+same known, partly drifted traffic; a real Prometheus on 127.0.0.1 scrapes them and
+evaluates dashboards/boxkite-rules.yml. Every replica gets identical rows, so the
+fleet's shares do not depend on how `increase()` extrapolates each replica's window,
+and the recorded PSI/KS/KL/JS must equal the offline report on the same data.
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from boxkite_middleware import Baseline
+from boxkite_middleware.dashboard import dashboard, queries
+
+from .apps.model_apps import model
+from .helpers import free_port, gunicorn, poll, prometheus, query, serve
+from .middleware_setup import make_baseline, write_config
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).parent.parent
+ROWS_PER_REPLICA = 600
+
+
+def _traffic(seed: int = 12) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    n = ROWS_PER_REPLICA
+    return [
+        {"age": float(a), "bmi": float(b), "region": str(r)}
+        for a, b, r in zip(
+            rng.normal(0.06, 0.05, n),  # shifted: drift
+            rng.normal(0.0, 0.05, n),  # as at training time
+            rng.choice(["eu", "us", "apac", "mars"], n, p=[0.2, 0.2, 0.4, 0.2]),
+        )
+    ]  # a new mix and a newcomer
+
+
+def _send(url: str, rows: list[dict]) -> None:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for row in rows[:150]:
+            assert client.post("/predict", json=row).status_code == 200
+        for start in range(150, len(rows), 150):
+            batch = {"instances": rows[start : start + 150]}
+            assert client.post("/batch", json=batch).status_code == 200
+
+
+def _value(prom: str, promql: str) -> dict[str, float]:
+    return {
+        json.dumps(r["metric"], sort_keys=True): float(r["value"][1]) for r in query(prom, promql)
+    }
+
+
+def test_rules_and_dashboard_over_three_replicas(tmp_path):
+    baseline: Baseline = make_baseline()
+    config = write_config(tmp_path, baseline)
+    ports = [free_port() for _ in range(3)]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    envs = []
+    for i in range(3):
+        (tmp_path / f"mp{i}").mkdir()
+        envs.append(
+            {"BOXKITE_CONFIG": config, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"mp{i}")}
+        )
+    commands = [
+        gunicorn("tests.apps.served:flask", ports[0], "-w", "2"),
+        gunicorn("tests.apps.served:flask", ports[1], "-w", "2"),
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.apps.served:fastapi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports[2]),
+            "--log-level",
+            "warning",
+        ],
+    ]
+    rules = tmp_path / "boxkite-rules.yml"
+    shutil.copy(ROOT / "dashboards" / "boxkite-rules.yml", rules)
+    rows = _traffic()
+    with (
+        serve(commands[0], f"{urls[0]}/metrics", env=envs[0], cwd=str(ROOT)),
+        serve(commands[1], f"{urls[1]}/metrics", env=envs[1], cwd=str(ROOT)),
+        serve(commands[2], f"{urls[2]}/metrics", env=envs[2], cwd=str(ROOT)),
+        prometheus(
+            [u.removeprefix("http://") for u in urls], str(tmp_path), rule_files=[str(rules)]
+        ) as prom,
+    ):
+        # every replica scraped once before any traffic: all windows start from zero
+        poll(
+            lambda: (
+                len(query(prom, "boxkite_baseline_rows")) == 3
+                and len(query(prom, 'boxkite_feature_value_count{feature="age"} == 0')) == 3
+            )
+        )
+        for url in urls:
+            _send(url, rows)
+        total = 3 * ROWS_PER_REPLICA
+        poll(lambda: _value(prom, "sum(boxkite_observed_rows_total)") == {"{}": total})
+        # exact totals across replicas and workers
+        assert _value(prom, 'sum(boxkite_feature_value_count{feature="age"})') == {"{}": total}
+        requests = 150 + len(range(150, ROWS_PER_REPLICA, 150))
+        assert _value(prom, "sum(boxkite_observed_requests_total)") == {"{}": 3 * requests}
+        assert _value(prom, 'sum(boxkite_feature_category_total{category="__other__"})') == {
+            "{}": 3 * sum(r["region"] == "mars" for r in rows)
+        }
+        # the rules, evaluated after that scrape, against the offline report
+        poll(
+            lambda: (
+                _value(prom, "boxkite:feature_count:1h")
+                and min(_value(prom, "boxkite:feature_count:1h").values()) >= total
+            )
+        )
+        fleet = {k: [r[k] for r in rows] * 3 for k in ("age", "bmi", "region")}
+        offline = baseline.drift(fleet, [model(r) for r in rows] * 3)
+        for row in offline:
+            role, label = (
+                ("feature", "feature") if row.role == "feature" else ("prediction", "output")
+            )
+            for metric in ("psi", "ks", "kl", "js"):
+                got = query(prom, f'boxkite:{role}_{metric}:1h{{{label}="{row.name}"}}')
+                if getattr(row, metric) is None:
+                    assert got == [], (row.name, metric)
+                    continue
+                assert float(got[0]["value"][1]) == pytest.approx(
+                    getattr(row, metric), rel=1e-6, abs=1e-9
+                )
+        assert {r.name for r in offline.drifted} == {"age", "region", "prediction"}
+        flagged = poll(
+            lambda: {
+                a["labels"].get("feature") or a["labels"].get("output")
+                for a in httpx.get(f"{prom}/api/v1/alerts").json()["data"]["alerts"]
+                if a["labels"]["severity"] == "warning"
+            }
+        )
+        assert flagged == {"age", "region", "prediction"}
+        # every query of every dashboard panel returns data
+        board = dashboard()
+        empty = []
+        for title, expr in queries(board):
+            promql = (
+                expr.replace("$model", "toy")
+                .replace("$feature", "age")
+                .replace("$output", "prediction")
+                .replace("$__rate_interval", "10m")
+            )
+            if not query(prom, promql):
+                empty.append((title, promql))
+        assert empty == []
+        for variable in board["templating"]["list"][1:]:
+            metric = variable["query"].removeprefix("label_values(").rsplit(",", 1)[0]
+            assert query(prom, metric.replace("$model", "toy")), variable["name"]
