@@ -13,11 +13,15 @@ ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "examples" / "deploy"
 
 
-@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-kubernetes.yml"])
+@pytest.mark.parametrize(
+    "config", ["prometheus.yml", "prometheus-kubernetes.yml", "prometheus-local.yml"]
+)
 def test_prometheus_configs_pass_promtool(tmp_path, config):
     promtool = require_tool("promtool")
     shutil.copy(DEPLOY / config, tmp_path / config)
     shutil.copy(ROOT / "dashboards" / "boxkite-rules.yml", tmp_path / "boxkite-rules.yml")
+    if config == "prometheus-local.yml":  # it points into the repository
+        tmp_path = DEPLOY
 
     def check():
         return subprocess.run(
