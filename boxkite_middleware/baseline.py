@@ -138,7 +138,7 @@ def _infer_kind(values: np.ndarray) -> str:
     raise BaselineError(f"values of dtype {values.dtype} are neither numbers nor categories")
 
 
-def _quantile_edges(finite: np.ndarray, bins: int) -> np.ndarray:
+def quantile_edges(finite: np.ndarray, bins: int) -> np.ndarray:
     """Data-valued quantile edges; every bin they make holds training mass.
 
     Edges are actual training values (``inverted_cdf``), so the bin that closes at an
@@ -165,17 +165,26 @@ def _build_column(
     kind = CATEGORICAL if categorical else _infer_kind(array)
     if kind == NUMERIC:
         floats = to_floats(array)
-        edges = _quantile_edges(floats[np.isfinite(floats)], bins)
+        edges = quantile_edges(floats[np.isfinite(floats)], bins)
         counts, missing, total = bin_floats(edges, floats)
         return Column(name, role, kind, counts, missing, edges=edges, sum=total)
-    keys = [category_key(v) for v in array]
-    tally = Counter(k for k in keys if k is not None and k != OTHER)
-    ranked = sorted(tally.items(), key=lambda item: (-item[1], item[0]))
+    keys = Counter(category_key(v) for v in array)
+    missing = keys.pop(None, 0)
+    return categorical_column(name, role, keys, missing, max_categories)
+
+
+def categorical_column(
+    name: str, role: str, tally: Counter[str], missing: int, max_categories: int
+) -> Column:
+    """The top ``max_categories`` of ``tally`` (ties by name), the rest as ``__other__``."""
+    ranked = sorted(
+        ((k, c) for k, c in tally.items() if k != OTHER), key=lambda item: (-item[1], item[0])
+    )
     kept = ranked[:max_categories]
-    other = keys.count(OTHER) + sum(c for _, c in ranked[max_categories:])
+    other = tally.get(OTHER, 0) + sum(c for _, c in ranked[max_categories:])
     categories = tuple(k for k, _ in kept) + (OTHER,)
     counts = np.array([c for _, c in kept] + [other], dtype=np.int64)
-    return Column(name, role, kind, counts, keys.count(None), categories=categories)
+    return Column(name, role, CATEGORICAL, counts, missing, categories=categories)
 
 
 def _named_columns(data: Any, names: Sequence[str] | None, what: str) -> list[tuple[str, Any]]:

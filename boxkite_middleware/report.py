@@ -8,6 +8,9 @@ same :func:`~.drift.compare` as the offline report.
 
 from __future__ import annotations
 
+import json
+import re
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,36 +40,46 @@ class _Side:
         bins[label] = bins.get(label, 0.0) + count
 
 
-def _read(texts: Iterable[str]) -> dict[str, tuple[_Side, _Side]]:
-    """model -> (baseline side, runtime side summed over all texts)."""
-    models: dict[str, tuple[_Side, _Side]] = {}
-    has_baseline: set[str] = set()  # every replica exports the same baseline: read it once
+_SAMPLE = re.compile(
+    r"^boxkite_(baseline_)?(feature|prediction)_"
+    r"(value_bucket|value_sum|category|category_total|missing|missing_total)$"
+)
+Models = dict[str, tuple[_Side, _Side]]  # model -> (baseline side, runtime side)
+
+
+def _add(
+    models: Models, name: str, labels: dict[str, str], value: float, sign: float = 1.0
+) -> None:
+    """Count one sample of a boxkite family into its model's baseline or runtime side."""
+    match = _SAMPLE.match(name)
+    if match is None:
+        return
+    is_baseline, role, what = match.groups()
+    sides = models.setdefault(labels["model"], (_Side(), _Side()))
+    side = sides[0] if is_baseline else sides[1]
+    key = (_ROLES[role], labels[_LABEL[role]])
+    if what == "value_bucket":
+        side.add(key, NUMERIC, labels["le"], sign * value)
+    elif what == "value_sum":
+        side.sums[key] = side.sums.get(key, 0.0) + sign * value
+    elif what.startswith("category"):
+        side.add(key, CATEGORICAL, labels["category"], sign * value)
+    else:
+        side.missing[key] = side.missing.get(key, 0.0) + sign * value
+
+
+def _read(texts: Iterable[str], models: Models | None = None, sign: float = 1.0) -> Models:
+    """Add the runtime counts of every page, and the baseline of the first page having it."""
+    models = {} if models is None else models
+    has_baseline = {m for m, (base, _) in models.items() if base.kinds}
     for text in texts:
-        read_now: set[str] = set()
         for family in text_string_to_metric_families(text):
-            name = family.name
-            is_baseline = name.startswith("boxkite_baseline_")
-            stem = name.removeprefix("boxkite_baseline_" if is_baseline else "boxkite_")
-            role, _, what = stem.partition("_")
-            if role not in _ROLES or what not in ("value", "category", "missing"):
-                continue
             for s in family.samples:
-                if is_baseline and s.labels["model"] in has_baseline:
-                    continue
-                if is_baseline:
-                    read_now.add(s.labels["model"])
-                sides = models.setdefault(s.labels["model"], (_Side(), _Side()))
-                side = sides[0] if is_baseline else sides[1]
-                key = (_ROLES[role], s.labels[_LABEL[role]])
-                if what == "value" and s.name.endswith("_bucket"):
-                    side.add(key, NUMERIC, s.labels["le"], s.value)
-                elif what == "value" and s.name.endswith("_sum"):
-                    side.sums[key] = side.sums.get(key, 0.0) + s.value
-                elif what == "category":
-                    side.add(key, CATEGORICAL, s.labels["category"], s.value)
-                elif what == "missing":
-                    side.missing[key] = side.missing.get(key, 0.0) + s.value
-        has_baseline |= read_now
+                baseline = s.name.startswith("boxkite_baseline_")
+                if baseline and (sign < 0 or s.labels.get("model") in has_baseline):
+                    continue  # every replica exports the same baseline: read it once
+                _add(models, s.name, s.labels, s.value, sign)
+        has_baseline = {m for m, (base, _) in models.items() if base.kinds}
     return models
 
 
@@ -75,11 +88,7 @@ def _per_bin(bins: dict[str, float], kind: str, order: list[str]) -> np.ndarray:
     return np.diff(counts, prepend=0.0) if kind == NUMERIC else counts
 
 
-def report_from_texts(
-    texts: Iterable[str], model: str | None = None, thresholds: DriftThresholds | None = None
-) -> DriftReport:
-    """The drift report of ``model`` (the only one, if None) over these exposition texts."""
-    models = _read(texts)
+def _report(models: Models, model: str | None, thresholds: DriftThresholds | None) -> DriftReport:
     if not models:
         raise ValueError("no boxkite_* series found")
     if model is None:
@@ -101,15 +110,86 @@ def report_from_texts(
             name,
             role,
             kind,
-            counts.astype(np.int64),
+            np.rint(counts).astype(np.int64),
             int(baseline.missing.get(key, 0)),
             edges=edges,
             categories=tuple(labels) if kind == CATEGORICAL else (),
             sum=baseline.sums.get(key, 0.0),
         )
-        current = _per_bin(runtime.bins.get(key, {}), kind, labels)
-        rows.append(compare(column, current, runtime.missing.get(key, 0.0), thresholds))
+        current = np.maximum(_per_bin(runtime.bins.get(key, {}), kind, labels), 0.0)
+        rows.append(compare(column, current, max(runtime.missing.get(key, 0.0), 0.0), thresholds))
     return DriftReport(rows)
+
+
+def report_from_texts(
+    texts: Iterable[str], model: str | None = None, thresholds: DriftThresholds | None = None
+) -> DriftReport:
+    """The drift report of ``model`` (the only one, if None) over these exposition texts."""
+    return _report(_read(texts), model, thresholds)
+
+
+def report_between(
+    before: Iterable[str],
+    after: Iterable[str],
+    model: str | None = None,
+    thresholds: DriftThresholds | None = None,
+) -> DriftReport:
+    """Drift of what was counted between two sets of scrapes of the same servers."""
+    return _report(_read(before, _read(after), sign=-1.0), model, thresholds)
+
+
+def report_from_prometheus(
+    base_url: str,
+    window: str = "1h",
+    model: str | None = None,
+    thresholds: DriftThresholds | None = None,
+    timeout: float = 30.0,
+) -> DriftReport:
+    """Drift over the last ``window`` of every replica Prometheus scrapes.
+
+    Reads the raw ``boxkite_*`` series, so the recording rules need not be installed.
+    """
+    models: Models = {}
+    for role, label in _LABEL.items():
+        by = f"model, {label}"
+        for name, promql in (
+            (
+                f"boxkite_{role}_value_bucket",
+                f"sum by ({by}, le) (increase(boxkite_{role}_value_bucket[{window}]))",
+            ),
+            (
+                f"boxkite_{role}_category_total",
+                f"sum by ({by}, category) (increase(boxkite_{role}_category_total[{window}]))",
+            ),
+            (
+                f"boxkite_{role}_missing_total",
+                f"sum by ({by}) (increase(boxkite_{role}_missing_total[{window}]))",
+            ),
+            (
+                f"boxkite_baseline_{role}_value_bucket",
+                f"max by ({by}, le) (boxkite_baseline_{role}_value_bucket)",
+            ),
+            (
+                f"boxkite_baseline_{role}_value_sum",
+                f"max by ({by}) (boxkite_baseline_{role}_value_sum)",
+            ),
+            (
+                f"boxkite_baseline_{role}_category",
+                f"max by ({by}, category) (boxkite_baseline_{role}_category)",
+            ),
+            (
+                f"boxkite_baseline_{role}_missing",
+                f"max by ({by}) (boxkite_baseline_{role}_missing)",
+            ),
+        ):
+            url = f"{base_url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode(
+                {"query": promql}
+            )
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+                answer = json.loads(response.read())
+            for result in answer["data"]["result"]:
+                _add(models, name, result["metric"], float(result["value"][1]))
+    return _report(models, model, thresholds)
 
 
 def fetch(url: str, timeout: float = 10.0) -> str:

@@ -18,6 +18,7 @@ import pytest
 
 from boxkite_middleware import Baseline
 from boxkite_middleware.dashboard import dashboard, queries
+from boxkite_middleware.report import report_from_prometheus
 
 from .apps.model_apps import model
 from .helpers import free_port, gunicorn, poll, prometheus, query, serve
@@ -134,6 +135,11 @@ def test_rules_and_dashboard_over_three_replicas(tmp_path):
                     getattr(row, metric), rel=1e-6, abs=1e-9
                 )
         assert {r.name for r in offline.drifted} == {"age", "region", "prediction"}
+        # the command line's Prometheus report reads the raw series: the same numbers
+        from_prometheus = report_from_prometheus(prom, "1h")
+        for row in offline:
+            assert from_prometheus[row.name].psi == pytest.approx(row.psi, rel=1e-6)
+            assert from_prometheus[row.name].drifted == row.drifted
         flagged = poll(
             lambda: {
                 a["labels"].get("feature") or a["labels"].get("output")

@@ -1,0 +1,239 @@
+"""The command line, run as users run it: subprocesses, exit codes, output, files."""
+
+import csv
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from boxkite_middleware import Baseline
+from boxkite_middleware.dashboard import dashboard_json
+from boxkite_middleware.rules import rules_yaml
+
+from .helpers import free_port, gunicorn, serve
+from .middleware_setup import make_baseline, write_config
+
+ROOT = Path(__file__).parent.parent
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "boxkite_middleware", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    "command", ["", "baseline", "check", "report", "demo", "rules", "dashboard"]
+)
+def test_help_everywhere(command):
+    result = cli(*([command] if command else []), "--help")
+    assert result.returncode == 0 and "usage: boxkite-middleware" in result.stdout
+
+
+def _training_csv(path: Path, n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 12, n).round(1),
+            "income": rng.lognormal(11, 1, n),
+            "region": rng.choice(["eu", "us", "apac"], n),
+            "member": rng.choice([True, False], n),
+            "visits": rng.poisson(2, n),
+            "score": rng.normal(size=n),
+        }
+    )
+    frame.loc[::40, "income"] = np.nan
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def test_baseline_from_csv_matches_the_python_api(tmp_path):
+    frame = _training_csv(tmp_path / "train.csv")
+    result = cli(
+        "baseline",
+        "train.csv",
+        "--prediction",
+        "score",
+        "-o",
+        "b.json",
+        "--categorical",
+        "visits",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3,000 rows, 5 features, 1 outputs" in result.stdout
+    assert "region" in result.stdout and "categorical" in result.stdout
+    assert result.stderr == ""  # no progress bar when not on a terminal
+    built = Baseline.load(tmp_path / "b.json")
+    expected = Baseline.from_training(
+        frame.drop(columns="score"), {"score": frame["score"]}, categorical=["visits"]
+    )
+    assert built.to_dict()["features"] == expected.to_dict()["features"]
+    assert built.to_dict()["outputs"] == expected.to_dict()["outputs"]
+
+
+def test_baseline_from_json_lines_and_in_small_chunks(tmp_path):
+    rng = np.random.default_rng(5)
+    rows = [
+        {"x": float(v), "c": str(c), "y": float(v) * 2}
+        for v, c in zip(rng.normal(size=500), rng.choice(["a", "b"], 500))
+    ]
+    rows[7]["x"] = None
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from boxkite_middleware.datafile import build_baseline
+
+    chunked = build_baseline(str(tmp_path / "t.jsonl"), predictions=["y"], chunk_rows=37)
+    whole = Baseline.from_training(
+        {k: [r[k] for r in rows] for k in ("x", "c")}, {"y": [r["y"] for r in rows]}
+    )
+    got, want = chunked.to_dict()["features"], whole.to_dict()["features"]
+    assert got[0].pop("sum") == pytest.approx(want[0].pop("sum"))  # summed chunk by chunk
+    assert got == want
+    result = cli("baseline", "t.jsonl", "--prediction", "y", cwd=tmp_path)
+    assert result.returncode == 0 and (tmp_path / "baseline.json").exists()
+
+
+def test_baseline_errors_are_one_line(tmp_path):
+    _training_csv(tmp_path / "train.csv", n=50)
+    for args, message in (
+        (["absent.csv"], "no such file"),
+        (["train.csv", "--prediction", "nope"], "no column 'nope'"),
+    ):
+        result = cli("baseline", *args, cwd=tmp_path)
+        assert result.returncode == 1
+        assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_check_reports_routes_errors_and_dry_runs(tmp_path):
+    config = write_config(tmp_path, make_baseline())
+    ok = cli("check", config)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stdout and "/v2/models/{name}/infer (preset kserve-v2)" in ok.stdout
+    assert "feature age <- $.age" in ok.stdout
+    (tmp_path / "req.json").write_text('{"instances": [{"age": 0.1, "region": "eu"}, {"bmi": 2}]}')
+    (tmp_path / "resp.json").write_text('{"predictions": [1.5, 2.5]}')
+    dry = cli(
+        "check",
+        config,
+        "--route",
+        "/batch",
+        "--request",
+        str(tmp_path / "req.json"),
+        "--response",
+        str(tmp_path / "resp.json"),
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "2 row(s)" in dry.stdout and "age: 0.1, null" in dry.stdout
+    assert "prediction: 1.5, 2.5" in dry.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "baseline: baseline.json\nroutes:\n  - path: /p\n    features:\n      age: $..age\n"
+    )
+    bad = cli("check", str(broken))
+    assert bad.returncode == 1
+    assert bad.stderr.startswith(f"{broken}:5: ") and "recursive descent" in bad.stderr
+
+
+def _post_rows(url: str, rows: list[dict]) -> None:
+    import httpx
+
+    with httpx.Client(base_url=url) as client:
+        for row in rows:
+            assert client.post("/predict", json=row).status_code == 200
+
+
+@pytest.mark.e2e
+def test_report_sums_two_live_replicas(tmp_path):
+    config = write_config(tmp_path, make_baseline())
+    ports = [free_port(), free_port()]
+    rng = np.random.default_rng(9)
+    env = {"BOXKITE_CONFIG": config}
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    with (
+        serve(
+            gunicorn("tests.apps.served:flask", ports[0]),
+            f"{urls[0]}/metrics",
+            env=env,
+            cwd=str(ROOT),
+        ),
+        serve(
+            gunicorn("tests.apps.served:flask", ports[1]),
+            f"{urls[1]}/metrics",
+            env=env,
+            cwd=str(ROOT),
+        ),
+    ):
+        for url in urls:
+            _post_rows(
+                url,
+                [
+                    {"age": float(a), "bmi": float(b), "region": "eu"}
+                    for a, b in zip(rng.normal(0, 0.05, 300), rng.normal(0, 0.05, 300))
+                ],
+            )
+        metrics = [f"{u}/metrics" for u in urls]
+        calm = cli("report", *metrics, "--format", "json")
+        assert calm.returncode == 1  # region is all "eu": a real shift from thirds
+        data = json.loads(calm.stdout)
+        assert data["drifted"] == ["region"]
+        rows = {r["name"]: r for r in data["rows"]}
+        assert rows["age"]["n"] == 600 and not rows["age"]["drifted"]
+        for url in urls:
+            _post_rows(
+                url,
+                [{"age": float(a), "bmi": 0.0, "region": "us"} for a in rng.normal(0.2, 0.05, 300)],
+            )
+        table = cli("report", *metrics)
+        assert table.returncode == 1
+        line = next(ln for ln in table.stdout.splitlines() if ln.startswith("age "))
+        assert line.endswith("DRIFT") and " 1200 " in line
+        relaxed = cli("report", *metrics, "--psi", "100", "--ks", "1.1")
+        assert relaxed.returncode == 0 and "DRIFT" not in relaxed.stdout
+    gone = cli("report", *metrics)
+    assert gone.returncode == 2 and gone.stderr.startswith("boxkite-middleware: ")
+
+
+@pytest.mark.e2e
+def test_demo_runs_end_to_end_and_leaves_nothing_listening():
+    result = cli("demo", timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Phase 1" in out and "Phase 2" in out
+    phase1, phase2 = out.split("Phase 2")
+    assert "DRIFT" not in phase1
+    drifted = {ln.split()[0] for ln in phase2.splitlines() if ln.endswith("DRIFT")}
+    assert {"bmi", "bp"} <= drifted and not {"age", "sex", "s1"} & drifted
+    url = next(w for w in out.split() if w.endswith("/metrics"))
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # the server is gone
+
+
+def test_rules_and_dashboard_commands_print_the_shipped_files():
+    assert cli("rules").stdout == rules_yaml()
+    assert cli("dashboard").stdout == dashboard_json()
+    assert "increase(boxkite_feature_value_bucket[6h])" in cli("rules", "--window", "6h").stdout
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(["boxkite-middleware", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+
+
+def test_csv_with_ragged_rows(tmp_path):
+    with open(tmp_path / "r.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "b"])
+        writer.writerows([[1, 2], [3], [4, 5, 6], [7, 8]])
+    result = cli("baseline", "r.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Baseline.load(tmp_path / "baseline.json").feature("b").missing == 1
