@@ -1,9 +1,10 @@
-"""Drift straight from ``/metrics`` pages, with no Prometheus and no baseline file.
+"""Drift reports from ``/metrics`` pages or from Prometheus, with no baseline file.
 
 Every endpoint exports the baseline next to the runtime counts, so a few scrapes
 are enough: runtime counts are summed over the pages (replicas), the baseline is
 read from them (every replica exports the same one), and both go through the
-same :func:`~.drift.compare` as the offline report.
+same :func:`~.drift.compare` as the offline report. From Prometheus, the same
+series are read over a window with ``increase``.
 """
 
 from __future__ import annotations
