@@ -29,8 +29,10 @@ start = time.perf_counter()
 elapsed = time.perf_counter() - start
 print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
-OURS = ("from boxkite_middleware.datafile import build_baseline\n"
-        "build_baseline(sys.argv[1], predictions=['score']).save(sys.argv[1] + '.json')")
+OURS = (
+    "from boxkite_middleware.datafile import build_baseline\n"
+    "build_baseline(sys.argv[1], predictions=['score']).save(sys.argv[1] + '.json')"
+)
 PANDAS = "import pandas\npandas.read_csv(sys.argv[1])"
 
 
@@ -42,13 +44,18 @@ def write_csv(path: Path, rows: int) -> None:
         for start in range(0, rows, 100_000):
             n = min(100_000, rows - start)
             block = [rng.normal(size=n).round(6) for _ in range(8)]
-            writer.writerows(zip(*block, rng.choice(["eu", "us", "apac"], n),
-                                 rng.normal(size=n).round(6)))
+            writer.writerows(
+                zip(*block, rng.choice(["eu", "us", "apac"], n), rng.normal(size=n).round(6))
+            )
 
 
 def run(body: str, path: Path) -> tuple[float, float]:
-    out = subprocess.run([sys.executable, "-c", MEASURE.format(body=body), str(path)],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE.format(body=body), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return float(out[0]), float(out[1])
 
 
@@ -63,8 +70,10 @@ def main() -> None:
         started = time.perf_counter()
         write_csv(path, rows)
         size = path.stat().st_size / 1e6
-        print(f"{rows:,} rows x 10 columns, {size:.0f} MB, written in "
-              f"{time.perf_counter() - started:.1f} s")
+        print(
+            f"{rows:,} rows x 10 columns, {size:.0f} MB, written in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         ours, ref = [], []
         for _ in range(repeats):
             ours.append(run(OURS, path))

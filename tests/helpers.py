@@ -64,6 +64,22 @@ def gunicorn(app: str, port: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *extra, app]
 
 
+def uvicorn(app: str, port: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
 @contextlib.contextmanager
 def prometheus(
     targets: list[str], workdir: str, interval: str = "1s", rule_files: list[str] | None = None

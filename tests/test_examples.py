@@ -10,7 +10,7 @@ import pytest
 
 from boxkite_middleware.report import report_from_urls
 
-from .helpers import free_port, gunicorn, serve
+from .helpers import free_port, gunicorn, serve, uvicorn
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -19,18 +19,7 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 def _server(kind: str, port: int) -> list[str]:
     if kind == "flask_app":
         return gunicorn("app:app", port, "-w", "2")
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    return uvicorn("app:app", port)
 
 
 @pytest.mark.parametrize("kind", ["flask_app", "fastapi_app"])

@@ -9,7 +9,6 @@ and the recorded PSI/KS/KL/JS must equal the offline report on the same data.
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import httpx
@@ -21,7 +20,7 @@ from boxkite_middleware.dashboard import dashboard, queries
 from boxkite_middleware.report import report_from_prometheus
 
 from .apps.model_apps import model
-from .helpers import free_port, gunicorn, poll, prometheus, query, serve
+from .helpers import free_port, gunicorn, poll, prometheus, query, serve, uvicorn
 from .middleware_setup import make_baseline, write_config
 
 pytestmark = pytest.mark.e2e
@@ -71,18 +70,7 @@ def test_rules_and_dashboard_over_three_replicas(tmp_path):
     commands = [
         gunicorn("tests.apps.served:flask", ports[0], "-w", "2"),
         gunicorn("tests.apps.served:flask", ports[1], "-w", "2"),
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tests.apps.served:fastapi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports[2]),
-            "--log-level",
-            "warning",
-        ],
+        uvicorn("tests.apps.served:fastapi", ports[2]),
     ]
     rules = tmp_path / "boxkite-rules.yml"
     shutil.copy(ROOT / "dashboards" / "boxkite-rules.yml", rules)

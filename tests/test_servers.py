@@ -1,13 +1,12 @@
 """The middleware under real servers over real HTTP: gunicorn, uvicorn, several workers."""
 
 import os
-import sys
 
 import httpx
 import numpy as np
 import pytest
 
-from .helpers import free_port, gunicorn, serve
+from .helpers import free_port, gunicorn, serve, uvicorn
 from .middleware_setup import expected_buckets, make_baseline, scrape, value, write_config
 
 pytestmark = pytest.mark.e2e
@@ -15,26 +14,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASELINE = make_baseline()
 
 
-def _uvicorn(app: str, port: int, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *extra,
-    ]
-
-
 def _servers(port: int, workers: int):
     return {
         "gunicorn-flask": gunicorn("tests.apps.served:flask", port, "-w", str(workers)),
-        "uvicorn-fastapi": _uvicorn("tests.apps.served:fastapi", port, "--workers", str(workers)),
+        "uvicorn-fastapi": uvicorn("tests.apps.served:fastapi", port, "--workers", str(workers)),
     }
 
 
