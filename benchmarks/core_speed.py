@@ -4,11 +4,14 @@
 
 - one row of 10 features + 1 output: Recorder.observe vs 11 prometheus_client
   Histogram.observe calls with the same buckets (what a hand-instrumented server does);
-- a 1,000-row x 11-value batch: counting vs orjson.loads of the same JSON body;
+- a 1,000-row x 11-value batch: counting alone, and the whole request through the
+  middleware's core (parse both bodies, fan out `$.instances[*]`, count), vs
+  orjson.loads of the same JSON body (the parse is the floor);
 - /metrics for 10, 50 and 200 numeric features x 10 bins: our render vs
   prometheus_client's generate_latest over the same families;
-- multi-process scrape: 4 worker files vs 1,024 exited workers (after the first
-  scrape has folded them into the archive).
+- multi-process scrape of /metrics: 4, 64 and 1,024 exited workers (after the first
+  scrape has folded them into the archive), and prometheus_client's own multiprocess
+  mode over 4 and 1,024 dead workers' files for comparison.
 
 Timings are medians of several interleaved repetitions; compare ratios, not
 absolute times, across machines.
@@ -30,6 +33,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import generate_latest
 
 from boxkite_middleware import Baseline, Monitor
+from boxkite_middleware.core import Core
 
 
 def per_call(fn: Callable[[], object], number: int) -> float:
@@ -56,6 +60,28 @@ def make_baseline(features: int, rng: np.random.Generator) -> Baseline:
 def _dead_worker(directory: str, baseline: Baseline) -> None:
     Monitor(baseline, multiprocess_dir=directory).observe({"f0": 0.1})
     os._exit(0)
+
+
+def _prometheus_client_files(directory: str, workers: int, baseline: Baseline) -> Callable:
+    """Dead-worker files as prometheus_client's multiprocess mode leaves them (one
+    histogram of the same features and buckets per worker), and a scrape of them."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    os.mkdir(directory)
+    for pid in range(workers):
+        values = MmapedDict(os.path.join(directory, f"histogram_{pid}.db"))
+        for column in baseline.columns:
+            labels = ["feature", "le"]
+            for le in column.le:
+                key = mmap_key("h", "h_bucket", labels, [column.name, le], "h")
+                values.write_value(key, 1.0, 0.0)
+            values.write_value(mmap_key("h", "h_sum", ["feature"], [column.name], "h"), 1.0, 0.0)
+        values.close()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return lambda: generate_latest(registry)
 
 
 def main() -> None:
@@ -103,6 +129,37 @@ def main() -> None:
     )
     rows.append(("count a 1,000 x 11 batch", t["ours"], "orjson.loads of its body", t["ref"]))
 
+    # The same batch through the middleware's core: parse both bodies, fan out, count.
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline.save(os.path.join(tmp, "baseline.json"))
+        core = Core(
+            {
+                "baseline": os.path.join(tmp, "baseline.json"),
+                "routes": [
+                    {
+                        "path": "/batch",
+                        "features": {f"f{i}": f"$.instances[*].f{i}" for i in range(10)},
+                        "predictions": {"prediction": "$.predictions[*]"},
+                    }
+                ],
+            }
+        )
+    route = core.routes[0]
+    response = orjson.dumps({"predictions": rng.normal(size=1000).tolist()})
+
+    def through_core() -> None:
+        exchange = core.exchange(route, "application/json", None, len(body))
+        exchange.add_request(body)
+        exchange.start_response(200, "application/json", None)
+        exchange.add_response(response)
+        exchange.finish()
+
+    n = max(int(200 * scale), 5)
+    t = compare({"ours": (through_core, n), "ref": (lambda: orjson.loads(body), n)}, repeats)
+    rows.append(
+        ("1,000-row request through the core", t["ours"], "orjson.loads of its body", t["ref"])
+    )
+
     for features in (10, 50, 200):
         m = Monitor(make_baseline(features, rng), routes=["/predict"])
         m.observe_batch({f"f{i}": rng.normal(size=100).tolist() for i in range(features)})
@@ -125,33 +182,52 @@ def main() -> None:
 
     fork = multiprocessing.get_context("fork")
     small = make_baseline(10, rng)
-    with tempfile.TemporaryDirectory() as few_dir, tempfile.TemporaryDirectory() as many_dir:
+    counts = [4, max(int(64 * scale), 6), max(int(1024 * scale), 8)]
+    with tempfile.TemporaryDirectory() as root:
         scrapers = {}
-        for directory, workers in ((few_dir, 4), (many_dir, max(int(1024 * scale), 8))):
-            scraper = Monitor(small, multiprocess_dir=directory)
+        for workers in counts:
+            directory = os.path.join(root, f"ours{workers}")
+            os.mkdir(directory)
+            scraper = Monitor(small, routes=["/predict"], multiprocess_dir=directory)
             for _ in range(workers):
                 p = fork.Process(target=_dead_worker, args=(directory, small))
                 p.start()
                 p.join()
-            first = per_call(scraper.recorder.snapshot, 1)
+            first = per_call(scraper.render, 1)
             scrapers[workers] = (scraper, first)
-        (few, _), (many, first_many) = scrapers[4], list(scrapers.values())[1]
+        references = {
+            w: _prometheus_client_files(os.path.join(root, f"pc{w}"), w, small)
+            for w in (counts[0], counts[-1])
+        }
         # Steady state: scrapes come seconds apart, after the directory stopped changing.
         time.sleep(2.1)
-        n = max(int(500 * scale), 5)
-        t = compare(
-            {"many": (many.recorder.snapshot, n), "few": (few.recorder.snapshot, n)}, repeats
-        )
-        workers = list(scrapers)[1]
-        rows.append(
-            (f"scrape, {workers} exited workers", t["many"], "scrape, 4 exited workers", t["few"])
-        )
+        n = max(int(300 * scale), 5)
+        t = compare({w: (m.render, n) for w, (m, _) in scrapers.items()}, repeats)
+        few = counts[0]
+        for workers in counts[1:]:
+            rows.append(
+                (
+                    f"scrape /metrics, {workers} exited workers",
+                    t[workers],
+                    f"the same, {few} exited workers",
+                    t[few],
+                )
+            )
         rows.append(
             (
-                f"first scrape after {workers} exits (folds them)",
-                first_many,
-                "scrape, 4 exited workers",
-                t["few"],
+                f"first scrape after {counts[-1]} exits (folds)",
+                scrapers[counts[-1]][1],
+                f"scrape, {few} exited workers",
+                t[few],
+            )
+        )
+        r = compare({w: (fn, max(n // 20, 3)) for w, fn in references.items()}, repeats)
+        rows.append(
+            (
+                f"prometheus_client, {counts[-1]} dead files",
+                r[counts[-1]],
+                f"prometheus_client, {few} files",
+                r[few],
             )
         )
 

@@ -53,22 +53,32 @@ class BoxkiteASGIMiddleware:
         if route is None:
             await self.app(scope, receive, send)
             return
-        content_type = content_encoding = content_length = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == b"content-encoding":
-                content_encoding = value.decode("latin-1")
-            elif name == b"content-length":
-                content_length = _int(value)
-        exchange = core.exchange(route, content_type, content_encoding, content_length)
+        headers = dict(scope["headers"])  # servers send header names in lower case
+        length = headers.get(b"content-length")
+        exchange = core.exchange(
+            route,
+            _text(headers.get(b"content-type")),
+            _text(headers.get(b"content-encoding")),
+            None if length is None else _int(length),
+        )
         if exchange is None:
             await self.app(scope, receive, send)
             return
-        replay = await _read_request(receive, exchange)
-        responder = _Responder(send, exchange)
+        # Drain the body (up to the size limit) into the exchange, keeping the messages.
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":  # http.disconnect: the client is gone
+                exchange.request_incomplete()
+                break
+            if not exchange.add_request(message.get("body", b"")):
+                break  # over the limit: the app reads the rest from the server itself
+            if not message.get("more_body", False):
+                break
+        tap = _Tap(messages, receive, send, exchange)
         try:
-            await self.app(scope, replay.receive, responder.send)
+            await self.app(scope, tap.receive, tap.send)
         finally:
             exchange.finish()  # no-op if the last body message already finished it
 
@@ -103,49 +113,38 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-async def _read_request(receive: Receive, exchange: Exchange) -> _Replay:
-    """Drain the body (up to the size limit) into the exchange, keeping the messages."""
-    messages: list[Message] = []
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":  # http.disconnect: the client is gone
-            exchange.request_incomplete()
-            break
-        if not exchange.add_request(message.get("body", b"")):
-            break  # over the limit: the app reads the rest from the server itself
-        if not message.get("more_body", False):
-            break
-    return _Replay(messages, receive)
+class _Tap:
+    """The app's side of the server for one observed request.
 
+    ``receive`` gives the messages already read, once, then the server's own;
+    ``send`` passes each response message on at once, copying body bytes into the
+    exchange, and counts after the last one.
+    """
 
-class _Replay:
-    """Gives the app the messages already read, once, then the server's ``receive``."""
+    __slots__ = ("_messages", "_receive", "_send", "_exchange")
 
-    __slots__ = ("_messages", "_receive")
-
-    def __init__(self, messages: list[Message], receive: Receive) -> None:
+    def __init__(
+        self, messages: list[Message], receive: Receive, send: Send, exchange: Exchange
+    ) -> None:
         self._messages = messages
         self._receive = receive
+        self._send = send
+        self._exchange = exchange
 
     async def receive(self) -> Message:
         if self._messages:
             return self._messages.pop(0)
         return await self._receive()
 
-
-class _Responder:
-    """Passes each response message on at once, copying body bytes into the exchange."""
-
-    __slots__ = ("_send", "_exchange")
-
-    def __init__(self, send: Send, exchange: Exchange) -> None:
-        self._send = send
-        self._exchange = exchange
-
     async def send(self, message: Message) -> None:
         kind = message["type"]
         exchange = self._exchange
+        if kind == "http.response.body":
+            exchange.add_response(message.get("body", b""))
+            await self._send(message)
+            if not message.get("more_body", False):
+                exchange.finish()
+            return
         if kind == "http.response.start":
             content_type = content_encoding = None
             for name, value in message.get("headers", ()):
@@ -155,8 +154,4 @@ class _Responder:
                 elif lower == b"content-encoding":
                     content_encoding = value.decode("latin-1")
             exchange.start_response(message["status"], content_type, content_encoding)
-        elif kind == "http.response.body":
-            exchange.add_response(message.get("body", b""))
         await self._send(message)
-        if kind == "http.response.body" and not message.get("more_body", False):
-            exchange.finish()

@@ -37,7 +37,7 @@ class Unusable(Exception):
 
 def is_json(content_type: str | None) -> bool:
     """True for JSON media types, and for a missing Content-Type (try it anyway)."""
-    if not content_type:
+    if not content_type or content_type == "application/json":
         return True
     media = content_type.split(";", 1)[0].strip().lower()
     return media in ("application/json", "text/json") or media.endswith("+json")
@@ -141,8 +141,8 @@ class Core:
         if content_length is not None and content_length > self.limit:
             self.recorder.error(route.index, "body_too_large")
             return None
-        encoding = (content_encoding or "").strip().lower() or None
-        if encoding not in (None, "identity", "gzip", "x-gzip", "deflate"):
+        encoding = content_encoding.strip().lower() or None if content_encoding else None
+        if encoding is not None and encoding not in ("identity", "gzip", "x-gzip", "deflate"):
             self.recorder.error(route.index, "content_encoding")
             return None
         return Exchange(self, route, encoding)
@@ -220,7 +220,8 @@ class Exchange:
         if 200 <= status < 300 and self.route.extractor.has_outputs:
             self.response = []
             self.response_type = content_type
-            self.response_encoding = (content_encoding or "").strip().lower() or None
+            if content_encoding:
+                self.response_encoding = content_encoding.strip().lower() or None
 
     def add_response(self, chunk: bytes) -> None:
         if self.response is not None:
@@ -248,7 +249,9 @@ class Exchange:
             recorder.error(route.index, self.request_error)
             return
         try:
-            body = decode(b"".join(self.request), self.encoding, self.core.limit)
+            body = b"".join(self.request)
+            if self.encoding is not None:
+                body = decode(body, self.encoding, self.core.limit)
             doc = orjson.loads(body)
             rows, columns = route.extractor.request(doc)
             if self.status is not None and 200 <= self.status < 300 and route.extractor.has_outputs:
@@ -277,7 +280,9 @@ class Exchange:
         if self.response is None or not is_json(self.response_type):
             return _UNUSABLE
         try:
-            body = decode(b"".join(self.response), self.response_encoding, self.core.limit)
+            body = b"".join(self.response)
+            if self.response_encoding is not None:
+                body = decode(body, self.response_encoding, self.core.limit)
             return orjson.loads(body)
         except (Unusable, orjson.JSONDecodeError):
             return _UNUSABLE

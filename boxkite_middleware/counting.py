@@ -81,6 +81,7 @@ class _Slots:
         "index",
         "local",
         "other",
+        "plan",
     )
 
     def __init__(self, column: Column, start: int) -> None:
@@ -94,6 +95,16 @@ class _Slots:
         self.local = {c: i for i, c in enumerate(column.categories)}
         self.index = {c: start + i for c, i in self.local.items()}
         self.other = start + self.bins - 1
+        # Everything the single-row loop needs, unpacked in one step.
+        self.plan = (
+            column.kind == NUMERIC,
+            self.edge_list,
+            start,
+            self.sum,
+            self.missing,
+            self.index,
+            self.other,
+        )
 
     @property
     def end(self) -> int:
@@ -160,6 +171,7 @@ class Recorder:
         self.layout = layout
         self.store = store
         self._lock = threading.Lock()
+        self._routes = [layout.route_slots(i) for i in range(len(layout.routes))]
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _reset_lock(ref))
 
@@ -177,9 +189,8 @@ class Recorder:
             if rows <= _SMALL_BATCH:
                 # The per-value loop, written out: this is the hot path of single records.
                 for index, values in columns:
-                    column = slots[index]
-                    if column.sum >= 0:
-                        edges, start, total = column.edge_list, column.start, column.sum
+                    numeric, edges, start, total, missing, categories, other = slots[index].plan
+                    if numeric:
                         for value in values:
                             # JSON floats take the first branch; as_number returns None for
                             # whatever must count as missing (null, bools, strings, ...).
@@ -188,20 +199,20 @@ class Recorder:
                                 buf[start + bisect_left(edges, number)] += 1.0
                                 buf[total] += number
                             else:
-                                buf[column.missing] += 1.0
+                                buf[missing] += 1.0
                     else:
                         for value in values:
                             key = value if type(value) is str else category_key(value)
                             if key is None:
-                                buf[column.missing] += 1.0
+                                buf[missing] += 1.0
                             else:
-                                buf[column.index.get(key, column.other)] += 1.0
+                                buf[categories.get(key, other)] += 1.0
             else:
                 array = self.store.array
                 for index, values in columns:
                     slots[index].add_many(array, values)
             if route is not None:
-                requests, row_slot, _ = self.layout.route_slots(route)
+                requests, row_slot, _ = self._routes[route]
                 buf[requests] += 1.0
                 buf[row_slot] += rows
 

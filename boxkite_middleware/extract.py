@@ -10,6 +10,7 @@ route raises :class:`ShapeError`, counted as ``reason="shape"``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from .config import RouteConfig
@@ -58,12 +59,15 @@ class _PathSide:
             )
             else None
         )
-        groups: dict[tuple[Step, ...], list[tuple[int, Callable]]] = {}
+        groups: dict[tuple[Step, ...], list[tuple[int, tuple[Step, ...]]]] = {}
         for col, p in paths:
             if p.fans_out:
-                groups.setdefault(p.head, []).append((col, _column_of(p.tail or ())))
+                groups.setdefault(p.head, []).append((col, p.tail or ()))
         # Paths sharing the part before [*] read the batch once.
-        self._groups = [(getter(head), tails) for head, tails in groups.items()]
+        self._groups = [
+            (getter(head), [(col, _column_of(tail)) for col, tail in tails], _picker(tails))
+            for head, tails in groups.items()
+        ]
 
     def extract(self, doc: Any) -> tuple[int, Columns]:
         if self._keys is not None:
@@ -73,13 +77,37 @@ class _PathSide:
             return 1, [(col, (get(doc),)) for col, get in self._single]
         rows = None
         columns: Columns = []
-        for get_items, tails in self._groups:
+        for get_items, tails, picker in self._groups:
             items = get_items(doc)
             if type(items) is not list or (rows is not None and len(items) != rows):
                 raise ShapeError
             rows = len(items)
-            columns += [(col, column(items)) for col, column in tails]
+            picked = _pick(picker, items)
+            if picked is not None:
+                columns += picked
+            else:
+                columns += [(col, column(items)) for col, column in tails]
         return rows or 0, columns
+
+
+def _picker(tails: list[tuple[int, tuple[Step, ...]]]) -> tuple[list[int], Callable] | None:
+    """For rows of objects read by key (``[*].age``, ``[*].bmi``...), one C-level getter."""
+    if len(tails) < 2 or not all(len(t) == 1 and isinstance(t[0], str) for _, t in tails):
+        return None
+    return [col for col, _ in tails], itemgetter(*(t[0] for _, t in tails))
+
+
+def _pick(picker: tuple[list[int], Callable] | None, items: list[Any]) -> Columns | None:
+    """All the columns of a batch at once (rows transposed in C), or None when some row
+    is not an object with every key: then each column is read row by row."""
+    if picker is None or not items:
+        return None
+    cols, pick = picker
+    try:
+        rows = list(map(pick, items))
+    except (KeyError, TypeError, IndexError):
+        return None
+    return list(zip(cols, zip(*rows)))
 
 
 class Extractor:
