@@ -58,7 +58,7 @@ def make_baseline(features: int, rng: np.random.Generator) -> Baseline:
 
 
 def _dead_worker(directory: str, baseline: Baseline) -> None:
-    Monitor(baseline, multiprocess_dir=directory).observe({"f0": 0.1})
+    Monitor(baseline, routes=["/predict"], multiprocess_dir=directory).observe({"f0": 0.1})
     os._exit(0)
 
 

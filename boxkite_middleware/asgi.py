@@ -83,12 +83,13 @@ class BoxkiteASGIMiddleware:
             exchange.finish()  # no-op if the last body message already finished it
 
     async def _metrics(self, scope: Scope, method: str, send: Send) -> None:
-        headers = {k: v for k, v in scope["headers"] if k in (b"accept", b"accept-encoding")}
+        headers = dict(scope["headers"])
+        client = scope.get("client")
         status, response_headers, body = self.core.metrics(
             method,
             scope.get("query_string", b"").decode("latin-1"),
-            _text(headers.get(b"accept")),
-            _text(headers.get(b"accept-encoding")),
+            lambda name: _text(headers.get(name.encode("latin-1"))),
+            client[0] if client else None,
         )
         await send(
             {

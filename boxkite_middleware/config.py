@@ -9,6 +9,7 @@ request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .access import MetricsAccess
 from .baseline import Baseline, BaselineError
 from .jsonpath import JSONPath, PathError, parse
 
@@ -54,6 +56,9 @@ class Config:
     metrics_path: str | None = "/metrics"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     source: str | None = None
+    metrics_access: MetricsAccess | None = None
+    metrics_port: int | None = None  # serve /metrics on this port instead of the app's
+    metrics_host: str = "0.0.0.0"
 
 
 class _Lines(dict):
@@ -156,16 +161,7 @@ def _build(data: Mapping[str, Any], reader: _Reader, base_dir: str) -> Config:
         raise reader.error(data, "model", "'model' must be a non-empty string")
     baseline = _baseline(data["baseline"], data, reader, base_dir)
 
-    metrics_path: str | None = "/metrics"
-    if "metrics" in data:
-        metrics = data["metrics"]
-        if metrics is not None:
-            reader.mapping(metrics, data, "metrics", ("path",))
-            metrics_path = metrics.get("path", "/metrics")
-            if metrics_path is not None and (
-                not isinstance(metrics_path, str) or not metrics_path.startswith("/")
-            ):
-                raise reader.error(metrics, "path", "metrics 'path' must start with '/' or be null")
+    metrics_path, access, port, host = _metrics(data, reader)
 
     limit = data.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
@@ -190,7 +186,74 @@ def _build(data: Mapping[str, Any], reader: _Reader, base_dir: str) -> Config:
         metrics_path=metrics_path,
         max_body_bytes=limit,
         source=reader.source,
+        metrics_access=access,
+        metrics_port=port,
+        metrics_host=host,
     )
+
+
+_METRICS_KEYS = ("path", "port", "host", "allow", "bearer_token_env", "basic_auth_env")
+_SECRETS = ("token", "bearer_token", "password", "basic_auth", "credentials")
+
+
+def _metrics(
+    data: Mapping, reader: _Reader
+) -> tuple[str | None, MetricsAccess | None, int | None, str]:
+    """The metrics endpoint: path, access rules, separate port and host."""
+    metrics = data.get("metrics")
+    if metrics is None:
+        return "/metrics", None, None, "0.0.0.0"
+    if isinstance(metrics, Mapping):
+        for key in metrics:
+            if key in _SECRETS:
+                raise reader.error(
+                    metrics,
+                    key,
+                    "secrets do not belong in the config file: put the value in "
+                    "an environment variable and name it with bearer_token_env or basic_auth_env",
+                )
+    reader.mapping(metrics, data, "metrics", _METRICS_KEYS)
+    path = metrics.get("path", "/metrics")
+    if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+        raise reader.error(metrics, "path", "metrics 'path' must start with '/' or be null")
+    port = metrics.get("port")
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+    ):
+        raise reader.error(metrics, "port", "metrics 'port' must be a TCP port number")
+    host = metrics.get("host", "0.0.0.0")
+    if not isinstance(host, str) or not host:
+        raise reader.error(metrics, "host", "metrics 'host' must be an address to listen on")
+    allow = metrics.get("allow", [])
+    if not isinstance(allow, list):
+        raise reader.error(metrics, "allow", "metrics 'allow' must be a list of addresses/CIDRs")
+    for i, entry in enumerate(allow):
+        try:
+            ipaddress.ip_network(str(entry), strict=False)
+        except ValueError:
+            where = allow if isinstance(allow, _LinesList) else metrics
+            raise reader.error(
+                where,
+                i if where is allow else "allow",
+                f"{entry!r} is not an IP address or network",
+            ) from None
+    secrets = {}
+    for key in ("bearer_token_env", "basic_auth_env"):
+        if key not in metrics:
+            continue
+        name = metrics[key]
+        value = os.environ.get(name) if isinstance(name, str) else None
+        if not value:
+            raise reader.error(metrics, key, f"environment variable {name!r} ({key}) is not set")
+        if key == "basic_auth_env" and ":" not in value:
+            raise reader.error(metrics, key, f"{name} must hold user:password")
+        secrets[key] = value
+    access = None
+    if allow or secrets:
+        access = MetricsAccess.build(
+            [str(a) for a in allow], secrets.get("bearer_token_env"), secrets.get("basic_auth_env")
+        )
+    return path, access, port, host
 
 
 def _baseline(value: Any, data: Mapping, reader: _Reader, base_dir: str) -> Baseline:

@@ -14,12 +14,13 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
+from .access import FORBIDDEN, UNAUTHORIZED
 from .baseline import FEATURE, OUTPUT
 from .config import Config, load_config
 from .extract import Columns, Extractor, ShapeError, build_extractor
@@ -112,7 +113,13 @@ class Core:
             if route.pattern is None:
                 self._exact.setdefault(route.path, []).append(route)
         self._patterns = [r for r in self.routes if r.pattern is not None]
-        self.metrics_path = self.config.metrics_path
+        # With a port of its own, /metrics is not on the app's paths at all.
+        self.metrics_path = self.config.metrics_path if self.config.metrics_port is None else None
+        self.metrics_server = None
+        if self.config.metrics_port is not None:
+            from .metrics_server import start
+
+            self.metrics_server = start(self, self.config.metrics_host, self.config.metrics_port)
         self.limit = self.config.max_body_bytes
         self.recorder = self.monitor.recorder
 
@@ -148,23 +155,34 @@ class Core:
         return Exchange(self, route, encoding)
 
     def metrics(
-        self, method: str, query: str, accept: str | None, accept_encoding: str | None
+        self, method: str, query: str, header: Callable[[str], str | None], client: str | None
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Status, headers and body of a request to the metrics path."""
+        """Status, headers and body of a request to the metrics path.
+
+        ``header(name)`` gives a request header by lower-case name; ``client`` is the
+        peer address, for the allow-list.
+        """
+        access = self.config.metrics_access
+        if access is not None:
+            refused = access.refuse(client, header("authorization"))
+            if refused == 403:
+                return 403, _plain(FORBIDDEN), FORBIDDEN
+            if refused == 401:
+                return (
+                    401,
+                    [("WWW-Authenticate", access.challenge), *_plain(UNAUTHORIZED)],
+                    UNAUTHORIZED,
+                )
         if method not in _NO_BODY_METHODS:
-            return (
-                405,
-                [
-                    ("Allow", "GET, HEAD"),
-                    ("Content-Type", "text/plain; charset=utf-8"),
-                    ("Content-Length", str(len(_METHOD_NOT_ALLOWED))),
-                ],
-                _METHOD_NOT_ALLOWED,
-            )
+            return 405, [("Allow", "GET, HEAD"), *_plain(_METHOD_NOT_ALLOWED)], _METHOD_NOT_ALLOWED
         names = parse_qs(query).get("name[]") if query else None
-        body, headers = self.monitor.render(accept, accept_encoding, names)
+        body, headers = self.monitor.render(header("accept"), header("accept-encoding"), names)
         headers.append(("Content-Length", str(len(body))))
         return 200, headers, b"" if method == "HEAD" else body
+
+
+def _plain(body: bytes) -> list[tuple[str, str]]:
+    return [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
 
 
 class Exchange:
@@ -239,8 +257,18 @@ class Exchange:
         self.done = True
         try:
             self._observe()
-        except Exception:  # a bug of ours must never reach the app or the server
-            log.exception("boxkite: failed to observe a request to %s", self.route.path)
+        except Exception as exc:  # a bug of ours must never reach the app or the server
+            # Where, not what: an exception's message may quote the request's data.
+            frame = exc.__traceback__
+            while frame is not None and frame.tb_next is not None:
+                frame = frame.tb_next
+            where = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else "?"
+            log.error(
+                "boxkite: %s while observing a request to %s, at %s (message withheld)",
+                type(exc).__name__,
+                self.route.path,
+                where,
+            )
             self.core.recorder.error(self.route.index, "internal")
 
     def _observe(self) -> None:

@@ -127,7 +127,7 @@ class FileStore:
         return np.zeros(self.size), b"[]"
 
     def _names(self) -> list[str]:
-        """The directory's entries, re-listed only when it may have changed.
+        """This layout's files in the directory, re-listed only when it may have changed.
 
         A directory that once held 1,024 worker files stays large on disk and slow to
         list after they are gone. Its mtime changes with every file added or removed;
@@ -136,7 +136,9 @@ class FileStore:
         mtime = os.stat(self.directory).st_mtime_ns
         cached_mtime, names = self._listing
         if mtime != cached_mtime or time.time_ns() - mtime < 2_000_000_000:
-            names = os.listdir(self.directory)
+            prefix = self._prefix
+            names = [n for n in os.listdir(self.directory)
+                     if n.startswith(prefix) and n.endswith(_SUFFIX)]
             self._listing = (mtime, names)
         return names
 
@@ -148,8 +150,6 @@ class FileStore:
             total = np.zeros(self.size) if self.array is None else self.array.copy()
             dead: list[str] = []
             for name in self._names():
-                if not (name.startswith(self._prefix) and name.endswith(_SUFFIX)):
-                    continue
                 if name == self.name or name == os.path.basename(archive_path):
                     continue
                 path = os.path.join(self.directory, name)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from .config import Config
 from .core import Core, Exchange
 
 _CHUNK = 64 * 1024
-_STATUS = {200: "200 OK", 405: "405 Method Not Allowed"}
 
 
 class BoxkiteWSGIMiddleware:
@@ -41,14 +41,7 @@ class BoxkiteWSGIMiddleware:
         method = environ.get("REQUEST_METHOD", "GET")
         core = self.core
         if path == core.metrics_path:
-            status, headers, body = core.metrics(
-                method,
-                environ.get("QUERY_STRING", ""),
-                environ.get("HTTP_ACCEPT"),
-                environ.get("HTTP_ACCEPT_ENCODING"),
-            )
-            start_response(_STATUS[status], headers)
-            return [body]
+            return metrics_app(core, environ, start_response)
         route = core.route_for(method, path)
         if route is None:
             return self.app(environ, start_response)
@@ -70,6 +63,18 @@ class BoxkiteWSGIMiddleware:
         return tap.wrap(iterable)
 
 
+def metrics_app(core: Core, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+    """Answer a request to the metrics path (also the separate metrics port's app)."""
+    status, headers, body = core.metrics(
+        environ.get("REQUEST_METHOD", "GET"),
+        environ.get("QUERY_STRING", ""),
+        lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")),
+        environ.get("REMOTE_ADDR"),
+    )
+    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+    return [body]
+
+
 def _content_length(environ: Mapping[str, Any]) -> int | None:
     try:
         return int(environ["CONTENT_LENGTH"])
@@ -85,20 +90,28 @@ def _buffer_request(environ: dict[str, Any], exchange: Exchange) -> None:
     if length is None and not environ.get("wsgi.input_terminated"):
         length = 0  # PEP 3333: without Content-Length there is no readable body
     remaining = length if length is not None else -1
+    whole = False  # every byte of the body is in `chunks`
     try:
         while remaining != 0:
             chunk = stream.read(_CHUNK if remaining < 0 else min(remaining, _CHUNK))
             if not chunk:
                 if remaining > 0:
                     exchange.request_incomplete()
+                else:
+                    whole = True
                 break
             chunks.append(chunk)
             remaining -= len(chunk) if remaining > 0 else 0
             if not exchange.add_request(chunk):
                 break  # over the limit (chunked): the rest is left for the app to read
+        else:
+            whole = True
     except Exception:
         exchange.request_incomplete()  # the app's own read will fail the same way
-    environ["wsgi.input"] = _Replay(b"".join(chunks), stream)
+    body = b"".join(chunks)
+    # The usual case, all read: a plain in-memory stream. Otherwise the bytes read, then
+    # whatever the server's stream still holds (or raises).
+    environ["wsgi.input"] = io.BytesIO(body) if whole else _Replay(body, stream)
 
 
 class _Replay(io.RawIOBase):
@@ -137,9 +150,12 @@ class _Replay(io.RawIOBase):
 class _ResponseTap:
     """Copies the response into the exchange as it passes; counts on ``close()``."""
 
+    __slots__ = ("exchange", "_start_response", "_write")
+
     def __init__(self, exchange: Exchange, start_response: Callable) -> None:
         self.exchange = exchange
         self._start_response = start_response
+        self._write: Callable[[bytes], Any] | None = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None):
         content_type = content_encoding = None
@@ -150,17 +166,16 @@ class _ResponseTap:
             elif lower == "content-encoding":
                 content_encoding = value
         try:
-            code = int(status.split(None, 1)[0])
-        except (ValueError, IndexError):
+            code = int(status[:3])
+        except ValueError:
             code = 500
         self.exchange.start_response(code, content_type, content_encoding)
-        write = self._start_response(status, headers, exc_info)
+        self._write = self._start_response(status, headers, exc_info)
+        return self.write
 
-        def tapped_write(data: bytes) -> None:  # the legacy write() path
-            self.exchange.add_response(data)
-            write(data)
-
-        return tapped_write
+    def write(self, data: bytes) -> None:  # the legacy write() path of PEP 3333
+        self.exchange.add_response(data)
+        self._write(data)  # type: ignore[misc]
 
     def wrap(self, iterable: Iterable[bytes]) -> Iterable[bytes]:
         return _ClosingIterable(iterable, self.exchange)
