@@ -195,3 +195,37 @@ def test_instances_keep_separate_counts(tmp_path):
         for name, m in (("a", a), ("b", b))
     }
     assert count == {"a": 1, "b": 0}
+
+
+def test_observation_memory_is_bounded_by_the_body_limit(tmp_path):
+    from boxkite_middleware.core import Core
+
+    core = Core(
+        _config(
+            tmp_path,
+            routes=[
+                {
+                    "path": "/predict",
+                    "features": {"age": "$.age"},
+                    "predictions": {"prediction": "$.result"},
+                }
+            ],
+        )
+    )
+    exchange = core.exchange(core.routes[0], "application/json", None, None)
+    assert exchange.add_request(b'{"age": 0.1, "pad": "') is True
+    assert exchange.add_request(b"x" * 100) is False  # over 64 bytes: stop buffering
+    assert exchange.request == []
+    exchange.finish()
+    exchange = core.exchange(core.routes[0], "application/json", None, None)
+    exchange.add_request(b'{"age": 0.1}')
+    exchange.start_response(200, "application/json", None)
+    for _ in range(1000):  # a long streamed response: never held beyond the limit
+        exchange.add_response(b'{"result": 1.0, "pad": "' + b"y" * 50 + b'"}')
+        assert exchange.response is None or sum(map(len, exchange.response)) <= 64
+    exchange.finish()
+    counts = core.monitor.counts()
+    assert counts[("feature", "age")][0].sum() == 1  # the second request's feature
+    assert counts[("output", "prediction")][1] == 1  # its unreadable output: missing
+    errors = scrape(core.monitor.render()[0].decode())["boxkite_observation_errors_total"]
+    assert sum(v for k, v in errors.items() if ("reason", "body_too_large") in k) == 1

@@ -41,7 +41,9 @@ def handle(method: str, path: str, body: bytes, content_type: str | None):
     if path == "/echo":
         return 200, content_type or "application/octet-stream", [body]
     if path.startswith("/status/"):
-        return int(path.rsplit("/", 1)[1]), "application/json", [b'{"result": 1.0}']
+        status = int(path.rsplit("/", 1)[1])
+        body = [] if status in (204, 304) else [b'{"result": 1.0}']  # no body allowed
+        return status, "application/json", body
     if method in ("GET", "HEAD"):
         return 200, "text/plain; charset=utf-8", [b"hello"]
     try:
