@@ -137,8 +137,11 @@ class FileStore:
         cached_mtime, names = self._listing
         if mtime != cached_mtime or time.time_ns() - mtime < 2_000_000_000:
             prefix = self._prefix
-            names = [n for n in os.listdir(self.directory)
-                     if n.startswith(prefix) and n.endswith(_SUFFIX)]
+            names = [
+                n
+                for n in os.listdir(self.directory)
+                if n.startswith(prefix) and n.endswith(_SUFFIX)
+            ]
             self._listing = (mtime, names)
         return names
 
