@@ -246,7 +246,6 @@ class Exchange:
             self.response_size += len(chunk)
             if self.response_size > self.core.limit:
                 self.response = None  # unobservable: the outputs count as missing
-                self.response_type = "too large"
             else:
                 self.response.append(chunk)
 
