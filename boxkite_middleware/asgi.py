@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from .config import Config
-from .core import Core, Exchange
+from .core import Core, Exchange, content_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -147,12 +147,5 @@ class _Tap:
                 exchange.finish()
             return
         if kind == "http.response.start":
-            content_type = content_encoding = None
-            for name, value in message.get("headers", ()):
-                lower = name.lower()
-                if lower == b"content-type":
-                    content_type = value.decode("latin-1")
-                elif lower == b"content-encoding":
-                    content_encoding = value.decode("latin-1")
-            exchange.start_response(message["status"], content_type, content_encoding)
+            exchange.start_response(message["status"], *content_headers(message.get("headers", ())))
         await self._send(message)

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -42,6 +42,20 @@ def is_json(content_type: str | None) -> bool:
         return True
     media = content_type.split(";", 1)[0].strip().lower()
     return media in ("application/json", "text/json") or media.endswith("+json")
+
+
+def content_headers(headers: Iterable[tuple[Any, Any]]) -> tuple[str | None, str | None]:
+    """Content-Type and Content-Encoding of response headers, as str or bytes pairs."""
+    content_type = content_encoding = None
+    for name, value in headers:
+        if isinstance(name, bytes):
+            name, value = name.decode("latin-1"), value.decode("latin-1")
+        lower = name.lower()
+        if lower == "content-type":
+            content_type = value
+        elif lower == "content-encoding":
+            content_encoding = value
+    return content_type, content_encoding
 
 
 def decode(body: bytes, encoding: str | None, limit: int) -> bytes:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .baseline import Baseline
 from .drift import DriftReport
+from .metrics_server import serve as serve_in_thread
 from .report import fetch, report_between
 from .wsgi import BoxkiteWSGIMiddleware
 
@@ -103,12 +104,6 @@ def run(
     render: Callable[[DriftReport], str] = str,
 ) -> int:
     """Run the demo; returns the exit code (0 when the drifted phase was detected)."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_request(self, *args: Any) -> None:  # no access log on the demo's terminal
-            pass
-
     started = time.perf_counter()
     x, y, names, source = _data()
     predict = _fit(x, y)
@@ -128,10 +123,8 @@ def run(
             ],
         }
         app = BoxkiteWSGIMiddleware(model_app(predict, names), config=config)
-        server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
+        server = serve_in_thread(app, "127.0.0.1", port)
         base = f"http://127.0.0.1:{server.server_port}"
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
         try:
             out(
                 f"Trained a linear regression on {source} ({len(x)} rows); baseline of "
@@ -163,7 +156,7 @@ def run(
             if serve:
                 out("Serving until Ctrl-C (point Prometheus at the URL above).")
                 with contextlib.suppress(KeyboardInterrupt):
-                    thread.join()
+                    threading.Event().wait()
             return 0 if {r.name for r in second.drifted} >= set(SHIFTED) else 1
         finally:
             server.shutdown()

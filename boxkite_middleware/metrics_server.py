@@ -19,10 +19,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("boxkite_middleware")
 
 
-def start(core: Core, host: str, port: int) -> Any:
-    """The running server (``server_port`` is the bound port), or None if taken."""
+def serve(app: Any, host: str, port: int) -> Any:
+    """Serve a WSGI app from a daemon thread, without an access log; returns the server
+    (``server_port`` is the bound port; ``shutdown()`` stops it)."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args: Any) -> None:  # scrapes every 15 s need no access log
+            pass
+
+    server = make_server(host, port, app, threaded=True, request_handler=Quiet)
+    thread = threading.Thread(target=server.serve_forever, name="boxkite-server", daemon=True)
+    thread.start()
+    return server
+
+
+def start(core: Core, host: str, port: int) -> Any:
+    """The running metrics server, or None if the port is taken."""
     from .wsgi import metrics_app
 
     path = core.config.metrics_path or "/metrics"
@@ -33,17 +46,10 @@ def start(core: Core, host: str, port: int) -> Any:
             return [b"Not Found\n"]
         return metrics_app(core, environ, start_response)
 
-    class Quiet(WSGIRequestHandler):
-        def log_request(self, *args: Any) -> None:  # scrapes every 15 s need no access log
-            pass
-
     try:
-        server = make_server(host, port, app, threaded=True, request_handler=Quiet)
+        return serve(app, host, port)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
         log.info("boxkite: metrics port %s is taken, presumably by another worker", port)
         return None
-    thread = threading.Thread(target=server.serve_forever, name="boxkite-metrics", daemon=True)
-    thread.start()
-    return server

@@ -9,7 +9,7 @@ from http import HTTPStatus
 from typing import Any
 
 from .config import Config
-from .core import Core, Exchange
+from .core import Core, Exchange, content_headers
 
 _CHUNK = 64 * 1024
 
@@ -158,18 +158,11 @@ class _ResponseTap:
         self._write: Callable[[bytes], Any] | None = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None):
-        content_type = content_encoding = None
-        for name, value in headers:
-            lower = name.lower()
-            if lower == "content-type":
-                content_type = value
-            elif lower == "content-encoding":
-                content_encoding = value
         try:
             code = int(status[:3])
         except ValueError:
             code = 500
-        self.exchange.start_response(code, content_type, content_encoding)
+        self.exchange.start_response(code, *content_headers(headers))
         self._write = self._start_response(status, headers, exc_info)
         return self.write
 
