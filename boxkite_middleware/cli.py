@@ -1,4 +1,8 @@
-"""The ``boxkite-middleware`` command (also ``python -m boxkite_middleware``)."""
+"""The ``boxkite-middleware`` command (also ``python -m boxkite_middleware``).
+
+Exit status: 0 success (``report``: no drift), 1 drift found (``report``), 2 an error,
+reported as one line on stderr naming the file or URL and what to do, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,72 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
-from .baseline import BaselineError
+from . import __version__
+from .baseline import DEFAULT_BINS, DEFAULT_MAX_CATEGORIES, BaselineError
 from .config import ConfigError
 from .drift import DEFAULT_THRESHOLDS, DriftReport, DriftThresholds
 
 PROG = "boxkite-middleware"
+ERROR = 2  # exit status of every failure (argparse's usage errors included)
 
 
 class CommandError(Exception):
     """A failure to report as one line, with a non-zero exit code."""
+
+
+class TerminalProgress:
+    """One line on a terminal, rewritten in place: pass, rows, share of the file, time.
+
+    Self-written (no dependency): a carriage return and padding, no escape codes.
+    """
+
+    def __init__(self, path: str, stream: TextIO) -> None:
+        self.path, self.stream = path, stream
+        self.size = os.path.getsize(path) if os.path.isfile(path) else 0
+        self.start = time.monotonic()
+        self.width = 0
+
+    def __call__(self, stage: str, rows: int, fraction: float) -> None:
+        step = "pass 1/2, reading" if stage == "reading" else "pass 2/2, counting"
+        line = (
+            f"{self.path}: {step}: {rows:,} rows, {fraction:4.0%} of {_size(self.size)}, "
+            f"{time.monotonic() - self.start:.1f} s"
+        )
+        self.stream.write("\r" + line.ljust(self.width))
+        self.stream.flush()
+        self.width = len(line)
+
+    def end(self) -> None:
+        if self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _size(size: int) -> str:
+    if size < 1000:
+        return f"{size} bytes"
+    for unit in ("kB", "MB", "GB"):
+        size /= 1000
+        if size < 1000 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    return parse
 
 
 def _colour(report: DriftReport, enabled: bool) -> str:
@@ -37,21 +95,33 @@ def _colour(report: DriftReport, enabled: bool) -> str:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from .datafile import build_baseline, describe, terminal_progress
+    from .datafile import MissingColumnsError, build_baseline, describe
 
-    progress = terminal_progress()
-    baseline = build_baseline(
-        args.data,
-        predictions=args.prediction,
-        features=args.feature or None,
-        categorical=args.categorical,
-        bins=args.bins,
-        max_categories=args.max_categories,
-        progress=progress,
-    )
-    if progress:
-        sys.stderr.write("\n")
-    baseline.save(args.output)
+    progress = TerminalProgress(args.data, sys.stderr) if sys.stderr.isatty() else None
+    try:
+        baseline = build_baseline(
+            args.data,
+            predictions=args.prediction,
+            features=args.feature or None,
+            categorical=args.categorical,
+            bins=args.bins,
+            max_categories=args.max_categories,
+            progress=progress,
+        )
+    except MissingColumnsError as exc:
+        raise CommandError(
+            f"{exc}; --prediction, --feature and --categorical take column names of the file"
+        ) from None
+    finally:
+        if progress:
+            progress.end()
+    try:
+        baseline.save(args.output)
+    except OSError as exc:
+        raise CommandError(
+            f"{args.output}: cannot write the baseline: {exc.strerror}; "
+            "give -o a path in an existing, writable directory"
+        ) from None
     print(
         f"{args.output}: {baseline.rows:,} rows, {len(baseline.features)} features, "
         f"{len(baseline.outputs)} outputs"
@@ -131,16 +201,30 @@ def _dry_run(core: Any, args: argparse.Namespace) -> None:
         print(f"  {column.role:7} {column.name}: {shown}{more}")
 
 
+def _unreachable(url: str, exc: OSError, what: str) -> CommandError:
+    reason = getattr(exc, "reason", None) or exc.strerror or exc
+    return CommandError(f"{url}: cannot read {what}: {reason}; is it up, and is the URL right?")
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import report_from_prometheus, report_from_urls
+    from .report import fetch, report_from_prometheus, report_from_texts
 
     thresholds = DriftThresholds(psi=args.psi, ks=args.ks, min_count=args.min_count)
     if args.prometheus:
-        report = report_from_prometheus(args.prometheus, args.window, args.model, thresholds)
+        try:
+            report = report_from_prometheus(args.prometheus, args.window, args.model, thresholds)
+        except OSError as exc:
+            raise _unreachable(args.prometheus, exc, "Prometheus's query API") from None
     elif args.urls:
-        report = report_from_urls(args.urls, args.model, thresholds)
+        texts = []
+        for url in args.urls:
+            try:
+                texts.append(fetch(url))
+            except OSError as exc:
+                raise _unreachable(url, exc, "/metrics") from None
+        report = report_from_texts(texts, args.model, thresholds)
     else:
-        raise CommandError("give /metrics URLs, or --prometheus URL")
+        raise CommandError("give the /metrics URLs of the replicas, or --prometheus URL")
     if args.format == "json":
         print(
             json.dumps(
@@ -184,14 +268,17 @@ def parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Model and data drift monitoring for Flask and FastAPI model "
         "servers, exported to Prometheus.",
+        epilog="Exit status: 0 success, 1 drift found (report), 2 error.",
     )
+    top.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
         "baseline",
         help="training data file -> baseline.json",
         description="Build a baseline from a CSV, JSON Lines or Parquet file, "
-        "in chunks (bounded memory).",
+        "in chunks (bounded memory), in two passes over the file. On a terminal, "
+        "progress is shown on stderr.",
     )
     p.add_argument("data", help="CSV (header row), JSON Lines, or Parquet (needs pyarrow)")
     p.add_argument("-o", "--output", default="baseline.json", help="default: baseline.json")
@@ -216,12 +303,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="treat a numeric column as categorical (repeatable)",
     )
-    p.add_argument("--bins", type=int, default=10, help="quantile bins per numeric column")
+    p.add_argument(
+        "--bins",
+        type=_at_least(2),
+        default=DEFAULT_BINS,
+        help=f"quantile bins per numeric column ({DEFAULT_BINS})",
+    )
     p.add_argument(
         "--max-categories",
-        type=int,
-        default=50,
-        help="categories kept per column; the rest count as __other__",
+        type=_at_least(1),
+        default=DEFAULT_MAX_CATEGORIES,
+        help=f"categories kept per column; the rest count as __other__ ({DEFAULT_MAX_CATEGORIES})",
     )
     p.set_defaults(run=_cmd_baseline)
 
@@ -276,13 +368,20 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ConfigError):
+        return str(exc)  # already "file:line: what is wrong"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{PROG}: {exc.filename}: {exc.strerror}"
+    return f"{PROG}: {exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    failure = 2 if args.command == "report" else 1
     try:
         return args.run(args)
     except (ConfigError, BaselineError, CommandError, ValueError, OSError) as exc:
-        print(f"{PROG}: {exc}" if not isinstance(exc, ConfigError) else str(exc), file=sys.stderr)
-        return failure
+        print(_message(exc), file=sys.stderr)
+        return ERROR
     except KeyboardInterrupt:
         return 130

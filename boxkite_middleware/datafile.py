@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,41 +38,66 @@ from .values import bin_floats, category_key, to_floats
 CHUNK_ROWS = 100_000
 SAMPLE_SIZE = 200_000
 Chunk = dict[str, list[Any]]
+Progress = Callable[[str, int, float], None]
 
 
-def _csv_chunks(path: str, rows: int) -> Iterator[Chunk]:
+class MissingColumnsError(BaselineError):
+    """Columns asked for that the file does not have."""
+
+    def __init__(self, path: str, missing: list[str], available: list[str]) -> None:
+        self.path, self.missing, self.available = path, missing, available
+        super().__init__(
+            f"{path}: no column {', '.join(map(repr, missing))} (it has: {', '.join(available)})"
+        )
+
+
+def _csv_chunks(path: str, rows: int) -> Iterator[tuple[Chunk, int]]:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            raise BaselineError(f"{path}: empty CSV file")
-        while True:
-            block = [r for _, r in zip(range(rows), reader)]
-            if not block:
-                return
-            width = len(header)
-            block = [r if len(r) == width else (r + [""] * width)[:width] for r in block]
-            yield dict(zip(header, map(list, zip(*block))))
+        try:
+            header = next(reader, None)
+            if not header:
+                raise BaselineError(f"{path}: empty CSV file; the first line must name the columns")
+            while True:
+                block = [r for _, r in zip(range(rows), reader)]
+                if not block:
+                    return
+                width = len(header)
+                block = [r if len(r) == width else (r + [""] * width)[:width] for r in block]
+                yield dict(zip(header, map(list, zip(*block)))), f.buffer.tell()
+        except UnicodeDecodeError:
+            raise BaselineError(
+                f"{path}: not UTF-8 text; give a UTF-8 CSV file with a header row, "
+                "or name the file .jsonl (JSON Lines) or .parquet"
+            ) from None
+        except csv.Error as exc:
+            raise BaselineError(f"{path}:{reader.line_num}: not CSV: {exc}") from None
 
 
-def _jsonl_chunks(path: str, rows: int) -> Iterator[Chunk]:
+def _jsonl_chunks(path: str, rows: int) -> Iterator[tuple[Chunk, int]]:
     with open(path, encoding="utf-8") as f:
         block: list[dict[str, Any]] = []
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise BaselineError(f"{path}:{number}: not JSON: {exc}") from None
-            if not isinstance(record, dict):
-                raise BaselineError(f"{path}:{number}: each line must be a JSON object")
-            block.append(record)
-            if len(block) == rows:
-                yield _columns_of(block)
-                block = []
+        number = 0
+        try:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise BaselineError(
+                        f"{path}:{number}: not JSON Lines ({exc}); give one JSON object per line"
+                    ) from None
+                if not isinstance(record, dict):
+                    raise BaselineError(f"{path}:{number}: each line must be a JSON object")
+                block.append(record)
+                if len(block) == rows:
+                    yield _columns_of(block), f.buffer.tell()
+                    block = []
+        except UnicodeDecodeError:
+            raise BaselineError(f"{path}:{number + 1}: not UTF-8 text") from None
         if block:
-            yield _columns_of(block)
+            yield _columns_of(block), f.buffer.tell()
 
 
 def _columns_of(records: list[dict[str, Any]]) -> Chunk:
@@ -81,23 +105,36 @@ def _columns_of(records: list[dict[str, Any]]) -> Chunk:
     return {n: [r.get(n) for r in records] for n in names}
 
 
-def _parquet_chunks(path: str, rows: int) -> Iterator[Chunk]:
+def _parquet_chunks(path: str, rows: int) -> Iterator[tuple[Chunk, int]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise BaselineError("reading Parquet needs pyarrow: pip install pyarrow") from None
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
-        yield {name: column.to_pylist() for name, column in zip(batch.schema.names, batch.columns)}
+        raise BaselineError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow") from None
+    try:
+        data = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises its own error types
+        raise BaselineError(f"{path}: not a Parquet file ({exc})") from None
+    size, total, done = os.path.getsize(path), max(data.metadata.num_rows, 1), 0
+    for batch in data.iter_batches(batch_size=rows):
+        done += batch.num_rows
+        names = batch.schema.names
+        chunk = {name: column.to_pylist() for name, column in zip(names, batch.columns)}
+        yield chunk, size * done // total  # Parquet is compressed: bytes in proportion to rows
 
 
-def chunks(path: str, rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-    """Column name -> raw values, ``rows`` rows at a time, by the file's extension."""
+def _chunks_read(path: str, rows: int) -> Iterator[tuple[Chunk, int]]:
+    """Chunks and how many bytes of the file have been read, by the file's extension."""
     lower = path.lower()
     if lower.endswith((".jsonl", ".ndjson", ".json")):
         return _jsonl_chunks(path, rows)
     if lower.endswith((".parquet", ".pq")):
         return _parquet_chunks(path, rows)
     return _csv_chunks(path, rows)
+
+
+def chunks(path: str, rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """Column name -> raw values, ``rows`` rows at a time, by the file's extension."""
+    return (chunk for chunk, _ in _chunks_read(path, rows))
 
 
 def _floats(values: list[Any], text: bool) -> tuple[np.ndarray, bool]:
@@ -171,17 +208,29 @@ def build_baseline(
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     chunk_rows: int = CHUNK_ROWS,
     sample_size: int = SAMPLE_SIZE,
-    progress: Callable[[str, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Baseline:
     """Baseline of a data file: ``predictions`` name the output columns; the features
-    are ``features`` or else every other column."""
+    are ``features`` or else every other column.
+
+    ``progress(stage, rows, fraction)`` is called after each chunk: ``stage`` is
+    ``"reading"`` (first pass: kinds and samples) or ``"counting"`` (second pass),
+    ``rows`` the rows read so far in that pass, ``fraction`` the share of the file's
+    bytes read so far in that pass (0 to 1).
+    """
     if not os.path.exists(path):
-        raise BaselineError(f"{path}: no such file")
+        raise BaselineError(
+            f"{path}: no such file; give a training data file "
+            "(CSV with a header row, JSON Lines or Parquet)"
+        )
+    if os.path.isdir(path):
+        raise BaselineError(f"{path}: is a directory; give a training data file")
+    size = max(os.path.getsize(path), 1)
     text = not path.lower().endswith((".jsonl", ".ndjson", ".json", ".parquet", ".pq"))
     rng = np.random.default_rng(0)
     state: dict[str, _Pass1] = {}
     rows = 0
-    for chunk in chunks(path, chunk_rows):
+    for chunk, read in _chunks_read(path, chunk_rows):
         for name, values in chunk.items():
             column = state.setdefault(name, _Pass1(numeric=name not in categorical))
             if not column.numeric:
@@ -201,14 +250,12 @@ def build_baseline(
             column.keys, column.sample = keys, sample
         rows += len(next(iter(chunk.values()), []))
         if progress:
-            progress("reading", rows)
+            progress("reading", rows, min(read / size, 1.0))
     if not state:
         raise BaselineError(f"{path}: no columns")
     missing_names = [n for n in [*predictions, *(features or ()), *categorical] if n not in state]
     if missing_names:
-        raise BaselineError(
-            f"{path}: no column {', '.join(map(repr, missing_names))} (it has: {', '.join(state)})"
-        )
+        raise MissingColumnsError(path, missing_names, list(state))
     feature_names = list(features) if features else [n for n in state if n not in predictions]
 
     edges = {n: quantile_edges(c.sample, bins) for n, c in state.items() if c.numeric}
@@ -217,7 +264,7 @@ def build_baseline(
     missing = dict.fromkeys(state, 0)
     sums = dict.fromkeys(edges, 0.0)
     done = 0
-    for chunk in chunks(path, chunk_rows):
+    for chunk, read in _chunks_read(path, chunk_rows):
         for name, values in chunk.items():
             if name in edges:
                 binned, lost, total = bin_floats(edges[name], _floats(values, text)[0])
@@ -232,7 +279,7 @@ def build_baseline(
                 tallies[name].update(keys)
         done += len(next(iter(chunk.values()), []))
         if progress:
-            progress("counting", done)
+            progress("counting", done, min(read / size, 1.0))
 
     def column(name: str, role: str) -> Column:
         if name in edges:
@@ -262,15 +309,3 @@ def describe(baseline: Baseline) -> str:
         )
         lines.append(f"  {c.role:8} {c.name:24} {c.kind:12} {shape}; {share:.1%} missing")
     return "\n".join(lines)
-
-
-def terminal_progress(stream=sys.stderr) -> Callable[[str, int], None] | None:
-    """A progress line for a terminal; None (quiet) when ``stream`` is not one."""
-    if not stream.isatty():
-        return None
-
-    def show(stage: str, rows: int) -> None:
-        stream.write(f"\r{stage}: {rows:,} rows")
-        stream.flush()
-
-    return show

@@ -102,15 +102,96 @@ def test_baseline_from_json_lines_and_in_small_chunks(tmp_path):
     assert result.returncode == 0 and (tmp_path / "baseline.json").exists()
 
 
-def test_baseline_errors_are_one_line(tmp_path):
+def test_baseline_errors_are_one_line_naming_the_file_and_what_to_do(tmp_path):
     _training_csv(tmp_path / "train.csv", n=50)
+    (tmp_path / "binary.csv").write_bytes(b"\x00\x01\xff\xfe")
+    (tmp_path / "array.json").write_text('[{"a": 1},\n{"a": 2}]\n')
     for args, message in (
-        (["absent.csv"], "no such file"),
-        (["train.csv", "--prediction", "nope"], "no column 'nope'"),
+        (["absent.csv"], "absent.csv: no such file; give a training data file"),
+        (["train.csv", "--prediction", "nope"], "train.csv: no column 'nope'"),
+        (["train.csv", "--feature", "nope"], "take column names of the file"),
+        (["train.csv", "-o", "no/such/dir/b.json"], "no/such/dir/b.json: cannot write"),
+        (["binary.csv"], "binary.csv: not UTF-8 text"),
+        (["array.json"], "array.json:1: not JSON Lines"),
+        ([str(tmp_path)], "is a directory"),
     ):
         result = cli("baseline", *args, cwd=tmp_path)
-        assert result.returncode == 1
-        assert message in result.stderr and result.stderr.count("\n") == 1
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("boxkite-middleware: "), result.stderr
+        assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_baseline_refuses_nonsense_bin_counts_as_usage_errors(tmp_path):
+    _training_csv(tmp_path / "train.csv", n=50)
+    for args in (["--bins", "1"], ["--bins", "ten"], ["--max-categories", "0"]):
+        result = cli("baseline", "train.csv", *args, cwd=tmp_path)
+        assert result.returncode == 2 and "usage:" in result.stderr, result.stderr
+        assert not (tmp_path / "baseline.json").exists()
+
+
+def test_version():
+    from boxkite_middleware import __version__
+
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"boxkite-middleware {__version__}\n"
+
+
+def _on_a_terminal(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """Run the command with stderr on a pseudo-terminal (stdout piped): code, stdout, stderr."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "boxkite_middleware", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    terminal = b""
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not data:
+            break
+        terminal += data
+    os.close(leader)
+    stdout = process.communicate(timeout=120)[0]
+    return process.returncode, stdout.decode(), terminal.decode()
+
+
+def test_baseline_shows_progress_on_a_terminal_only(tmp_path):
+    rng = np.random.default_rng(3)
+    with open(tmp_path / "large.csv", "w") as f:  # three chunks of 100,000 rows
+        f.write("x,y\n")
+        f.writelines(f"{v:.4f},{v * 2:.4f}\n" for v in rng.normal(size=250_000))
+    code, stdout, terminal = _on_a_terminal(
+        "baseline", "large.csv", "--prediction", "y", cwd=tmp_path
+    )
+    assert code == 0, terminal
+    assert "250,000 rows, 1 features, 1 outputs" in stdout
+    updates = terminal.split("\r")
+    assert any("pass 1/2, reading: 100,000 rows" in u for u in updates), terminal
+    size = (tmp_path / "large.csv").stat().st_size / 1e6
+    done = f"pass 2/2, counting: 250,000 rows, 100% of {size:.1f} MB"
+    assert any(done in u for u in updates), terminal
+    assert all(" s" in u for u in updates if "rows" in u)  # elapsed time
+    assert terminal.endswith("\n")  # the line is finished, not left for the shell prompt
+    piped = cli("baseline", "large.csv", "--prediction", "y", cwd=tmp_path)
+    assert piped.returncode == 0 and piped.stderr == ""  # nothing extra when piped
+
+
+def test_report_names_an_unreachable_url():
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    result = cli("report", url)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"boxkite-middleware: {url}: cannot read /metrics")
+    assert result.stderr.count("\n") == 1
 
 
 def test_check_reports_routes_errors_and_dry_runs(tmp_path):
@@ -139,7 +220,7 @@ def test_check_reports_routes_errors_and_dry_runs(tmp_path):
         "baseline: baseline.json\nroutes:\n  - path: /p\n    features:\n      age: $..age\n"
     )
     bad = cli("check", str(broken))
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert bad.stderr.startswith(f"{broken}:5: ") and "recursive descent" in bad.stderr
 
 
