@@ -215,6 +215,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             report = report_from_prometheus(args.prometheus, args.window, args.model, thresholds)
         except OSError as exc:
             raise _unreachable(args.prometheus, exc, "Prometheus's query API") from None
+        except ValueError as exc:  # no boxkite_* series, or no --model among several
+            raise CommandError(f"{args.prometheus}: {exc}") from None
     elif args.urls:
         texts = []
         for url in args.urls:
@@ -222,7 +224,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 texts.append(fetch(url))
             except OSError as exc:
                 raise _unreachable(url, exc, "/metrics") from None
-        report = report_from_texts(texts, args.model, thresholds)
+            if "boxkite_" not in texts[-1]:
+                raise CommandError(
+                    f"{url}: no boxkite_* series; give the /metrics URL of a server "
+                    "running the middleware"
+                )
+        try:
+            report = report_from_texts(texts, args.model, thresholds)
+        except ValueError as exc:
+            raise CommandError(f"{' '.join(args.urls)}: {exc}") from None
     else:
         raise CommandError("give the /metrics URLs of the replicas, or --prometheus URL")
     if args.format == "json":

@@ -186,12 +186,38 @@ def test_baseline_shows_progress_on_a_terminal_only(tmp_path):
     assert piped.returncode == 0 and piped.stderr == ""  # nothing extra when piped
 
 
-def test_report_names_an_unreachable_url():
+def test_report_names_a_url_it_cannot_use():
+    import http.server
+    import threading
+
     url = f"http://127.0.0.1:{free_port()}/metrics"
     result = cli("report", url)
     assert result.returncode == 2
     assert result.stderr.startswith(f"boxkite-middleware: {url}: cannot read /metrics")
     assert result.stderr.count("\n") == 1
+
+    class NotMetrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<!DOCTYPE html><p>an app, not its /metrics</p>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotMetrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = f"http://127.0.0.1:{server.server_port}/"
+        result = cli("report", page)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"boxkite-middleware: {page}: no boxkite_* series; "
+        "give the /metrics URL of a server running the middleware\n"
+    )
 
 
 def test_check_reports_routes_errors_and_dry_runs(tmp_path):
