@@ -34,7 +34,7 @@ from .baseline import (
     categorical_column,
     quantile_edges,
 )
-from .values import bin_floats, category_key, to_floats
+from .binning import bin_floats, category_key, to_floats
 
 CHUNK_ROWS = 100_000
 SAMPLE_SIZE = 200_000

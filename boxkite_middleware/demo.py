@@ -23,8 +23,8 @@ import numpy as np
 
 from .baseline import Baseline
 from .drift import DriftReport
-from .metrics_server import serve as serve_in_thread
-from .report import fetch, report_between
+from .readback import fetch, report_between
+from .scraping import serve as serve_in_thread
 from .wsgi import BoxkiteWSGIMiddleware
 
 SHIFTED = ("bmi", "bp")

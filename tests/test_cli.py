@@ -114,10 +114,11 @@ def test_baseline_errors_are_one_line(tmp_path):
 
 
 def test_check_reports_routes_errors_and_dry_runs(tmp_path):
-    config = write_config(tmp_path, make_baseline())
+    baseline = make_baseline()
+    config = write_config(tmp_path, baseline)
     ok = cli("check", config)
     assert ok.returncode == 0, ok.stderr
-    assert "OK" in ok.stdout and "/v2/models/{name}/infer (preset kserve-v2)" in ok.stdout
+    assert "OK" in ok.stdout and "/v2/models/{name}/infer (preset kserve-v2; model" in ok.stdout
     assert "feature age <- $.age" in ok.stdout
     (tmp_path / "req.json").write_text('{"instances": [{"age": 0.1, "region": "eu"}, {"bmi": 2}]}')
     (tmp_path / "resp.json").write_text('{"predictions": [1.5, 2.5]}')
@@ -132,8 +133,16 @@ def test_check_reports_routes_errors_and_dry_runs(tmp_path):
         str(tmp_path / "resp.json"),
     )
     assert dry.returncode == 0, dry.stderr
-    assert "2 row(s)" in dry.stdout and "age: 0.1, null" in dry.stdout
-    assert "prediction: 1.5, 2.5" in dry.stdout
+    # What the real request flow counted: the bucket each value falls in, by its le.
+    age = baseline.feature("age")
+    le = age.le[int(np.searchsorted(age.edges, 0.1, side="left"))]
+    prediction = baseline.output("prediction")
+    les = [prediction.le[int(np.searchsorted(prediction.edges, v))] for v in (1.5, 2.5)]
+    assert f"feature age le={le} +1" in dry.stdout
+    assert "feature age missing +1" in dry.stdout and "route /batch rows +2" in dry.stdout
+    assert "feature region category=eu +1" in dry.stdout
+    for label in set(les):
+        assert f"output prediction le={label} +{les.count(label)}" in dry.stdout
     broken = tmp_path / "broken.yaml"
     broken.write_text(
         "baseline: baseline.json\nroutes:\n  - path: /p\n    features:\n      age: $..age\n"
