@@ -7,8 +7,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from boxkite_middleware.schema import Reason
 from boxkite_middleware import Baseline, Monitor
+from boxkite_middleware.schema import Reason
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
