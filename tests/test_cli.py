@@ -203,8 +203,8 @@ def test_report_sums_two_live_replicas(tmp_path):
 
 
 @pytest.mark.e2e
-def test_demo_runs_end_to_end_and_leaves_nothing_listening():
-    result = cli("demo", timeout=120)
+def test_demo_runs_end_to_end_and_leaves_nothing_listening(tmp_path):
+    result = cli("demo", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Phase 1" in out and "Phase 2" in out
@@ -212,6 +212,10 @@ def test_demo_runs_end_to_end_and_leaves_nothing_listening():
     assert "DRIFT" not in phase1
     drifted = {ln.split()[0] for ln in phase2.splitlines() if ln.endswith("DRIFT")}
     assert {"bmi", "bp"} <= drifted and not {"age", "sex", "s1"} & drifted
+    # each phase's HTML report is written where the demo says, after its table
+    for phase, name in ((phase1, "phase1"), (phase2, "phase2-drifted")):
+        path = tmp_path / f"boxkite-demo-{name}.html"
+        assert f"HTML report: {path}" in phase and path.stat().st_size > 10_000
     url = next(w for w in out.split() if w.endswith("/metrics"))
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     with socket.socket() as s:
