@@ -104,7 +104,6 @@ def _html(
     html_dir: str | Path | None,
     phase: int,
     what: str,
-    base: str,
     out: Callable[[str], None],
 ) -> None:
     """Write one phase's HTML report and say where; a blank line closes the phase."""
@@ -114,7 +113,7 @@ def _html(
             report,
             str(path),
             title=f"boxkite demo, phase {phase + 1}: {what}",
-            source=f"{base}/metrics, counts of this phase only",
+            source="the demo server's /metrics, counts of this phase only",
         )
         out(f"HTML report: {path.resolve()}")
     out("")
@@ -170,7 +169,7 @@ def run(
             out(f"Phase 1: {requests} requests drawn like the training data")
             first = report_between(start, middle)
             out(render(first))
-            _html(first, html_dir, 0, f"{requests} requests like the training data", base, out)
+            _html(first, html_dir, 0, f"{requests} requests like the training data", out)
             drifted = x[rng.integers(0, len(x), requests)].copy()
             for name in SHIFTED:
                 drifted[:, names.index(name)] += rng.uniform(0.02, 0.05, requests)
@@ -186,7 +185,6 @@ def run(
                 html_dir,
                 1,
                 f"{requests} requests, {' and '.join(SHIFTED)} shifted up",
-                base,
                 out,
             )
             out(f"Metrics for Prometheus: {base}/metrics")

@@ -151,7 +151,7 @@ def bar_chart(row: DriftRow) -> str:
     y0 = top_pad + plot_h
     out = [
         f'<svg class="bars" role="img" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" xmlns="http://www.w3.org/2000/svg">',
+        f'viewBox="0 0 {width:.0f} {height:.0f}">',
         f"<title>{escape(row.name)}: baseline and current share per bin</title>",
     ]
     right = left + count * group
@@ -441,7 +441,7 @@ details.col.drift>summary{border-left:4px solid var(--drift);padding-left:22px}
 .body{padding:4px 8px 14px 26px}
 .why{margin:2px 0 8px;color:var(--muted)}
 .panels{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
-.chart{overflow-x:auto;max-width:100%}
+.chart{overflow-x:auto;max-width:100%;min-width:min(600px,100%)}
 .bars rect.base{fill:var(--base);stroke:#6b7782;stroke-width:.6}
 .bars rect.cur{fill:var(--cur)}
 .bars .grid{stroke:var(--line);stroke-width:1}
