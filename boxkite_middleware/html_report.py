@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
+import re
 from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
@@ -191,6 +192,11 @@ def bar_chart(row: DriftRow) -> str:
     return "".join(out)
 
 
+def anchor(row: DriftRow) -> str:
+    """The section's id (HTML ids hold no whitespace): ``role-name``."""
+    return re.sub(r"\s", "_", f"{row.role}-{row.name}")
+
+
 def _num_attr(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
@@ -260,7 +266,7 @@ def section(row: DriftRow, rank: int) -> str:
     cls = _VERDICT_CLASS[word]
     name = escape(row.name)
     attrs = (
-        f'class="col {cls}" id="{escape(f"{row.role}-{row.name}")}" data-name="{name}" '
+        f'class="col {cls}" id="{escape(anchor(row))}" data-name="{name}" '
         f'data-role="{escape(row.role)}" data-rank="{rank}" data-n="{row.n}" '
         f'data-psi="{_num_attr(row.psi)}" data-ks="{_num_attr(row.ks)}" '
         f'data-js="{_num_attr(row.js)}"'
@@ -373,9 +379,7 @@ def _summary(report: DriftReport, ordered: list[DriftRow]) -> str:
         if drifted
         else f"No drift in {len(ordered)} columns"
     )
-    links = ", ".join(
-        f'<a href="#{escape(f"{r.role}-{r.name}")}">{escape(r.name)}</a>' for r in drifted[:30]
-    )
+    links = ", ".join(f'<a href="#{escape(anchor(r))}">{escape(r.name)}</a>' for r in drifted[:30])
     more = f" and {len(drifted) - 30} more" if len(drifted) > 30 else ""
     counts = " · ".join(f"{n} {escape(word)}" for word, n in tally.items())
     return (

@@ -181,9 +181,14 @@ def test_report_sums_two_live_replicas(tmp_path):
                 ],
             )
         metrics = [f"{u}/metrics" for u in urls]
-        calm = cli("report", *metrics, "--format", "json")
+        page = tmp_path / "calm.html"
+        calm = cli("report", *metrics, "--format", "json", "--html", str(page))
         assert calm.returncode == 1  # region is all "eu": a real shift from thirds
-        data = json.loads(calm.stdout)
+        data = json.loads(calm.stdout)  # the HTML note goes to stderr
+        assert f"HTML report: {page}" in calm.stderr
+        html = page.read_text(encoding="utf-8")
+        assert html.count('<details class="col ') == len(data["rows"])
+        assert '<details class="col drift" id="feature-region"' in html
         assert data["drifted"] == ["region"]
         rows = {r["name"]: r for r in data["rows"]}
         assert rows["age"]["n"] == 600 and not rows["age"]["drifted"]

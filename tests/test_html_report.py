@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -137,6 +139,16 @@ def test_too_few_values_and_no_data_are_said_in_words(mixed_baseline, rng):
     assert sections["income"]["verdict"] == "too few values"
     assert sections["age"]["verdict"] == "no data" and sections["age"]["psi"] == "-"
     assert "No drift in 2 columns" in few.to_html()
+
+
+def test_links_to_sections_and_an_empty_report(rng):
+    n = 600
+    baseline = Baseline.from_training({"blood pressure": rng.normal(size=n)})
+    page = baseline.drift({"blood pressure": rng.normal(2, 1, n)}).to_html()
+    assert '<a href="#feature-blood_pressure">blood pressure</a>' in page
+    assert parse(page).sections[0]["attr:id"] == "feature-blood_pressure"
+    empty = DriftReport([]).to_html()
+    assert "No drift in 0 columns" in empty and not parse(empty).sections
 
 
 def test_bins_are_the_baselines_and_to_dicts_keeps_its_keys(report, mixed_baseline):
@@ -382,4 +394,8 @@ def test_search_sort_and_print_in_a_browser(browser, demo_pages):
     assert browser.run(hidden) == "none"
     browser.cdp("Emulation.setEmulatedMedia", {"media": ""})
     assert browser.run(hidden) != "none"
+    # printed (PDF), every section is open: 11 sections fill 6+ pages (3 if left closed)
+    pdf = base64.b64decode(browser.cdp("Page.printToPDF", {})["data"])
+    pages = max(int(c) for c in re.findall(rb"/Count (\d+)", pdf))
+    assert pdf.startswith(b"%PDF") and pages >= 6
     assert browser.console() == []
