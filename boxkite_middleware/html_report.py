@@ -471,9 +471,13 @@ text-align:right;font-variant-numeric:tabular-nums}
 footer{margin-top:24px;color:var(--muted);font-size:12px}
 @media print{
 body{max-width:none;padding:0;font-size:11px}
-.controls,.head button::after{display:none}
+.facts,.why,.legend,.kind{font-size:10px}
+.controls,.bintable,.head button::after{display:none}
 details.col{break-inside:avoid}
-details.col>summary::before{content:""}
+details.col>summary::before,details.col[open]>summary::before{content:none}
+.panels{flex-wrap:nowrap;gap:10px}
+.chart{min-width:0;flex:1 1 auto;overflow:visible}
+svg.bars{max-width:100%;height:auto}
 .summary{break-after:avoid}
 a{color:inherit;text-decoration:none}
 }
