@@ -13,14 +13,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
 from .drift import DriftReport, DriftRow, DriftThresholds
-
-OTHER = "__other__"
+from .values import OTHER
 
 # One place for the numbers' formats, so the tests compare with what is shown.
 METRIC_FORMAT = ".4f"
@@ -563,7 +563,7 @@ def render(
     )
 
 
-def write(report: DriftReport, path: str, **options: Any) -> None:
+def write(report: DriftReport, path: str | os.PathLike[str], **options: Any) -> None:
     """Write :func:`render`'s page to ``path`` (UTF-8)."""
     with open(path, "w", encoding="utf-8") as f:
         f.write(render(report, **options))

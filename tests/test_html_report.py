@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boxkite_middleware import Baseline, DriftThresholds
+from boxkite_middleware import Baseline, DriftRow, DriftThresholds
 from boxkite_middleware.demo import PHASE_FILES
 from boxkite_middleware.demo import run as run_demo
 from boxkite_middleware.drift import DriftReport
@@ -147,6 +147,10 @@ def test_links_to_sections_and_an_empty_report(rng):
     page = baseline.drift({"blood pressure": rng.normal(2, 1, n)}).to_html()
     assert '<a href="#feature-blood_pressure">blood pressure</a>' in page
     assert parse(page).sections[0]["attr:id"] == "feature-blood_pressure"
+    # rows made by hand (no bins) still render, without a chart
+    bare = DriftReport([DriftRow("x", "feature", "numeric", 10, 0.0, 0.1, 0.1, 0.1, 0.1, False)])
+    assert parse(bare.to_html()).sections[0]["psi"] == "0.1000"
+    assert "<svg" not in bare.to_html()
     empty = DriftReport([]).to_html()
     assert "No drift in 0 columns" in empty and not parse(empty).sections
 
