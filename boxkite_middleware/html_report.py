@@ -135,17 +135,21 @@ def bar_chart(row: DriftRow) -> str:
     group = max(30.0, min(64.0, 600.0 / count))
     bar = (group - 8) / 2
     top = _nice_top(max(max(bins.baseline, default=0), max(bins.current, default=0), 0.01))
-    plot_h, left, top_pad = 130.0, 44.0, 10.0
-    # (x, text) of every axis label: edges between groups, or categories under them
+    plot_h, top_pad = 130.0, 10.0
+    # (x from the plot's left, text) of every axis label: edges between groups, or
+    # categories under them
     if numeric:
-        ticks = [
-            (left + (i + 1) * group, _short(float(le))) for i, le in enumerate(bins.labels[:-1])
-        ]
+        ticks = [((i + 1) * group, _short(float(le))) for i, le in enumerate(bins.labels[:-1])]
     else:
-        ticks = [(left + i * group + group / 2, _clip(c, 16)) for i, c in enumerate(bins.labels)]
+        ticks = [(i * group + group / 2, _clip(c, 16)) for i, c in enumerate(bins.labels)]
     longest = max((len(t) for _, t in ticks), default=1)
     space = group if count > 2 else 3 * group
     rotate = longest * 6.3 > space - 4
+    # room on the left for the y axis, and for the first label when it slants that way
+    left = 44.0
+    if rotate and ticks:
+        left = max(left, len(ticks[0][1]) * 4.9 - ticks[0][0] + 4)
+    ticks = [(left + x, text) for x, text in ticks]
     label_h = longest * 5.0 + 16 if rotate else 20.0
     width = left + count * group + (40 if rotate else 24)
     height = top_pad + plot_h + label_h
