@@ -137,15 +137,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     thresholds = DriftThresholds(psi=args.psi, ks=args.ks, min_count=args.min_count)
     if args.baseline:
         from .baseline import Baseline
-        from .datafile import drift_of_file
+        from .datafile import drift_of_files
 
         if not args.urls:
-            raise CommandError("with --baseline, give the current data file(s)")
-        if len(args.urls) > 1:
-            raise CommandError("with --baseline, give one current data file")
+            raise CommandError("with --baseline, give the current data files")
         baseline = Baseline.load(args.baseline)
-        report = drift_of_file(baseline, args.urls[0], thresholds)
-        source = f"{args.urls[0]} against {args.baseline}"
+        report = drift_of_files(baseline, args.urls, thresholds)
+        source = f"{', '.join(args.urls)} against {args.baseline}"
     elif args.prometheus:
         report = report_from_prometheus(args.prometheus, args.window, args.model, thresholds)
         source = f"Prometheus {args.prometheus}, last {args.window}"
@@ -153,7 +151,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         report = report_from_urls(args.urls, args.model, thresholds)
         source = "counts since start-up at " + ", ".join(args.urls)
     else:
-        raise CommandError("give /metrics URLs, --prometheus URL, or --baseline FILE DATA")
+        raise CommandError("give /metrics URLs, --prometheus URL, or --baseline FILE DATA...")
     if args.html:
         from .html_report import write
 
@@ -267,11 +265,11 @@ def parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="URL",
         help="/metrics URLs of every replica (counts since start, summed); "
-        "with --baseline: the current data file (CSV, JSON Lines, Parquet)",
+        "with --baseline: the current data files (CSV, JSON Lines, Parquet; summed)",
     )
     p.add_argument("--prometheus", metavar="URL", help="a Prometheus base URL instead")
     p.add_argument(
-        "--baseline", metavar="FILE", help="compare a data file with this baseline.json instead"
+        "--baseline", metavar="FILE", help="compare data files with this baseline.json instead"
     )
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
     p.add_argument("--title", default="Drift report", help="the HTML report's title")

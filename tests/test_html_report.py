@@ -222,7 +222,7 @@ def test_no_network_references_and_an_optional_quality_block(report):
         report.to_html(quality=[1, 2])
 
 
-def test_report_command_compares_a_data_file_and_writes_html(tmp_path, mixed_baseline, rng):
+def test_report_command_compares_data_files_and_writes_html(tmp_path, mixed_baseline, rng):
     mixed_baseline.save(tmp_path / "baseline.json")
     n = 1200
     current = {
@@ -235,7 +235,9 @@ def test_report_command_compares_a_data_file_and_writes_html(tmp_path, mixed_bas
 
     frame = pd.DataFrame(current)
     frame.loc[:9, "age"] = None
-    frame.to_csv(tmp_path / "current.csv", index=False)
+    # the counts of a CSV file (text fields) and a JSON Lines file (typed) are summed
+    frame.iloc[:500].to_csv(tmp_path / "current.csv", index=False)
+    frame.iloc[500:].to_json(tmp_path / "more.jsonl", orient="records", lines=True)
     result = subprocess.run(
         [
             sys.executable,
@@ -245,6 +247,7 @@ def test_report_command_compares_a_data_file_and_writes_html(tmp_path, mixed_bas
             "--baseline",
             "baseline.json",
             "current.csv",
+            "more.jsonl",
             "--html",
             "out.html",
         ],
