@@ -422,7 +422,7 @@ padding:1px 6px;border-radius:3px;border:1.5px solid currentColor;letter-spacing
 .v-few{color:var(--few);border-style:dashed}
 .v-none{color:var(--none);border-style:dotted}
 .controls{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:18px 0 6px}
-.controls input{font:inherit;padding:4px 8px;min-width:16em;border:1px solid #9aa5b1;
+.controls input[type=search]{font:inherit;padding:4px 8px;min-width:16em;border:1px solid #9aa5b1;
 border-radius:4px}
 .controls button{font:inherit;font-size:13px;padding:3px 10px;border:1px solid #9aa5b1;
 border-radius:4px;background:#fff;cursor:pointer}
@@ -430,7 +430,7 @@ border-radius:4px;background:#fff;cursor:pointer}
 .row{display:grid;grid-template-columns:minmax(9em,2fr) 10em 8.5em repeat(3,5.5em) 5.5em;
 gap:6px;align-items:center}
 .head{padding:4px 8px 4px 26px;border-bottom:2px solid var(--line);font-size:12px;
-color:var(--muted)}
+color:var(--muted);position:sticky;top:0;background:var(--bg);z-index:1}
 .head button{all:unset;cursor:pointer;font-weight:600}
 .head button[aria-sort]::after{content:" ▾"}
 .head button[aria-sort=ascending]::after{content:" ▴"}
@@ -477,6 +477,7 @@ footer{margin-top:24px;color:var(--muted);font-size:12px}
 body{max-width:none;padding:0;font-size:11px}
 .facts,.why,.legend,.kind{font-size:10px}
 .controls,.bintable,.head button::after{display:none}
+.head{position:static}
 details.col{break-inside:avoid}
 details.col>summary::before,details.col[open]>summary::before{content:none}
 .panels{flex-wrap:nowrap;gap:10px}
@@ -492,12 +493,13 @@ _JS = """
 var list=document.getElementById('columns');
 var items=Array.prototype.slice.call(list.querySelectorAll('details.col'));
 var search=document.getElementById('search'),shown=document.getElementById('shown');
+var only=document.getElementById('only-drift');
 function filter(){
 var q=search.value.trim().toLowerCase(),k=0;
-items.forEach(function(d){var hit=!q||d.getAttribute('data-name').toLowerCase().indexOf(q)>=0;
-d.hidden=!hit;if(hit)k++;});
+items.forEach(function(d){var hit=(!q||d.getAttribute('data-name').toLowerCase().indexOf(q)>=0)
+&&(!only.checked||d.classList.contains('drift'));d.hidden=!hit;if(hit)k++;});
 shown.textContent=k+' of '+items.length+' shown';}
-search.addEventListener('input',filter);
+search.addEventListener('input',filter);only.addEventListener('change',filter);
 var buttons=Array.prototype.slice.call(document.querySelectorAll('button[data-sort]'));
 function value(d,key){var v=d.getAttribute('data-'+key);
 if(key==='name')return v.toLowerCase();return v===''?null:parseFloat(v);}
@@ -557,6 +559,7 @@ def render(
         "<h2>Features and outputs, most drifted first</h2>"
         '<div class="controls"><input id="search" type="search" '
         'placeholder="Search by name" aria-label="Search by name">'
+        '<label><input type="checkbox" id="only-drift"> drifted only</label>'
         '<button type="button" id="expand">Expand all</button>'
         '<button type="button" id="collapse">Collapse all</button>'
         f'<span id="shown">{len(ordered)} of {len(ordered)} shown</span></div>'

@@ -386,6 +386,10 @@ def test_search_sort_and_print_in_a_browser(browser, demo_pages, tmp_path):
         "var s = document.getElementById('search'); s.value = ''; "
         "s.dispatchEvent(new Event('input'));"
     )
+    browser.run("document.getElementById('only-drift').click();")
+    assert browser.run(visible) == [r.name for r in drift_order(report) if r.drifted]
+    browser.run("document.getElementById('only-drift').click();")
+    assert len(browser.run(visible)) == len(report)
     browser.run("document.querySelector('button[data-sort=name]').click();")
     assert browser.run(visible) == sorted((r.name for r in report), key=str.lower)
     browser.run("document.querySelector('button[data-sort=psi]').click();")
