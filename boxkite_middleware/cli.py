@@ -156,12 +156,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .readback import report_from_prometheus, report_from_urls
 
     thresholds = DriftThresholds(psi=args.psi, ks=args.ks, min_count=args.min_count)
-    if args.prometheus:
+    if args.baseline:
+        from .baseline import Baseline
+        from .datafile import drift_of_files
+
+        if not args.urls:
+            raise CommandError("with --baseline, give the current data files")
+        baseline = Baseline.load(args.baseline)
+        report = drift_of_files(baseline, args.urls, thresholds)
+        source = f"{', '.join(args.urls)} against {args.baseline}"
+    elif args.prometheus:
         report = report_from_prometheus(args.prometheus, args.window, args.model, thresholds)
+        source = f"Prometheus {args.prometheus}, last {args.window}"
     elif args.urls:
         report = report_from_urls(args.urls, args.model, thresholds)
+        source = "counts since start-up at " + ", ".join(args.urls)
     else:
-        raise CommandError("give /metrics URLs, or --prometheus URL")
+        raise CommandError("give /metrics URLs, --prometheus URL, or --baseline FILE DATA...")
+    if args.html:
+        from .html_report import write
+
+        write(report, args.html, title=args.title, source=source)
     if args.format == "json":
         print(
             json.dumps(
@@ -170,6 +185,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         )
     else:
         print(_colour(report, sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+    if args.html:
+        print(f"HTML report: {args.html}", file=sys.stderr)
     return 1 if report.drifted else 0
 
 
@@ -183,6 +200,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         port=args.port,
         out=lambda text: print(text, flush=True),
         render=lambda report: _colour(report, colour),
+        html_dir=None if args.no_html else args.html_dir,
     )
 
 
@@ -267,16 +285,22 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "report",
-        help="drift table from /metrics URLs or Prometheus",
+        help="drift table (and HTML report) from /metrics URLs, Prometheus, or a data file",
         description="Exit code: 0 no drift, 1 drift, 2 error.",
     )
     p.add_argument(
         "urls",
         nargs="*",
         metavar="URL",
-        help="/metrics URLs of every replica (counts since start, summed)",
+        help="/metrics URLs of every replica (counts since start, summed); "
+        "with --baseline: the current data files (CSV, JSON Lines, Parquet; summed)",
     )
     p.add_argument("--prometheus", metavar="URL", help="a Prometheus base URL instead")
+    p.add_argument(
+        "--baseline", metavar="FILE", help="compare data files with this baseline.json instead"
+    )
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
+    p.add_argument("--title", default="Drift report", help="the HTML report's title")
     p.add_argument("--window", default="1h", help="with --prometheus: the window (1h)")
     p.add_argument("--model", help="the model, when the servers export several")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -293,6 +317,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=600, help="rows per phase (600)")
     p.add_argument("--serve", action="store_true", help="keep serving /metrics afterwards")
     p.add_argument("--port", type=int, default=0, help="default: a free port")
+    p.add_argument(
+        "--html-dir",
+        default=".",
+        metavar="DIR",
+        help="where each phase's HTML report is written (default: the current directory)",
+    )
+    p.add_argument("--no-html", action="store_true", help="print the tables only")
     p.set_defaults(run=_cmd_demo)
 
     p = sub.add_parser("rules", help="print the Prometheus recording and alert rules")

@@ -269,8 +269,10 @@ class _Preset(Extractor):
             if len(self.output_columns) == 1 and not (values and type(values[0]) is dict):
                 columns = [(self.output_columns[0], [_unwrap(v) for v in values])]
             elif values and all(type(v) is dict for v in values):  # records, by name
-                names = [n for n in self.outputs if n in values[0]]
-                columns = [(self.outputs[n], [v.get(n) for v in values]) for n in names]
+                columns = [
+                    (col, [v.get(n) for v in values])
+                    for n, col in zip(self.output_names, self.output_columns)
+                ]
             else:
                 columns = _transpose(values, self.output_names, self.output_columns)
         else:

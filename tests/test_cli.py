@@ -190,9 +190,14 @@ def test_report_sums_two_live_replicas(tmp_path):
                 ],
             )
         metrics = [f"{u}/metrics" for u in urls]
-        calm = cli("report", *metrics, "--format", "json")
+        page = tmp_path / "calm.html"
+        calm = cli("report", *metrics, "--format", "json", "--html", str(page))
         assert calm.returncode == 1  # region is all "eu": a real shift from thirds
-        data = json.loads(calm.stdout)
+        data = json.loads(calm.stdout)  # the HTML note goes to stderr
+        assert f"HTML report: {page}" in calm.stderr
+        html = page.read_text(encoding="utf-8")
+        assert html.count('<details class="col ') == len(data["rows"])
+        assert '<details class="col drift" id="feature-region"' in html
         assert data["drifted"] == ["region"]
         rows = {r["name"]: r for r in data["rows"]}
         assert rows["age"]["n"] == 600 and not rows["age"]["drifted"]
@@ -212,8 +217,8 @@ def test_report_sums_two_live_replicas(tmp_path):
 
 
 @pytest.mark.e2e
-def test_demo_runs_end_to_end_and_leaves_nothing_listening():
-    result = cli("demo", timeout=120)
+def test_demo_runs_end_to_end_and_leaves_nothing_listening(tmp_path):
+    result = cli("demo", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Phase 1" in out and "Phase 2" in out
@@ -221,6 +226,10 @@ def test_demo_runs_end_to_end_and_leaves_nothing_listening():
     assert "DRIFT" not in phase1
     drifted = {ln.split()[0] for ln in phase2.splitlines() if ln.endswith("DRIFT")}
     assert {"bmi", "bp"} <= drifted and not {"age", "sex", "s1"} & drifted
+    # each phase's HTML report is written where the demo says, after its table
+    for phase, name in ((phase1, "phase1"), (phase2, "phase2-drifted")):
+        path = tmp_path / f"boxkite-demo-{name}.html"
+        assert f"HTML report: {path}" in phase and path.stat().st_size > 10_000
     url = next(w for w in out.split() if w.endswith("/metrics"))
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     with socket.socket() as s:
