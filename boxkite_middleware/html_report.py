@@ -20,7 +20,7 @@ from html import escape
 from typing import Any
 
 from .drift import DriftReport, DriftRow, DriftThresholds
-from .values import OTHER
+from .schema import OTHER
 
 # One place for the numbers' formats, so the tests compare with what is shown.
 METRIC_FORMAT = ".4f"
