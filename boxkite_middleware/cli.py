@@ -33,17 +33,24 @@ class TerminalProgress:
     Self-written (no dependency): a carriage return and padding, no escape codes.
     """
 
+    INTERVAL = 0.1  # seconds between redraws, at most; the end of a pass always shows
+
     def __init__(self, path: str, stream: TextIO) -> None:
         self.path, self.stream = path, stream
         self.size = os.path.getsize(path) if os.path.isfile(path) else 0
         self.start = time.monotonic()
+        self.shown = -self.INTERVAL
         self.width = 0
 
     def __call__(self, stage: str, rows: int, fraction: float) -> None:
+        now = time.monotonic() - self.start
+        if now - self.shown < self.INTERVAL and fraction < 1.0:
+            return
+        self.shown = now
         step = "pass 1/2, reading" if stage == "reading" else "pass 2/2, counting"
         line = (
             f"{self.path}: {step}: {rows:,} rows, {fraction:4.0%} of {_size(self.size)}, "
-            f"{time.monotonic() - self.start:.1f} s"
+            f"{now:.1f} s"
         )
         self.stream.write("\r" + line.ljust(self.width))
         self.stream.flush()

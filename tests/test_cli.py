@@ -186,6 +186,26 @@ def test_baseline_shows_progress_on_a_terminal_only(tmp_path):
     assert piped.returncode == 0 and piped.stderr == ""  # nothing extra when piped
 
 
+def test_progress_line_redraws_in_place_at_most_ten_times_a_second(tmp_path):
+    import io
+
+    from boxkite_middleware.cli import TerminalProgress
+
+    (tmp_path / "d.csv").write_text("x\n" + "1\n" * 500)
+    stream = io.StringIO()
+    progress = TerminalProgress(str(tmp_path / "d.csv"), stream)
+    for rows in range(1, 1001):  # far faster than the redraw interval
+        progress("reading", rows, rows / 1000)
+    progress("counting", 1000, 1.0)
+    progress.end()
+    lines = stream.getvalue().split("\r")[1:]
+    assert len(lines) <= 4, lines  # the first, the end of each pass, maybe one between
+    assert lines[0].startswith(f"{tmp_path / 'd.csv'}: pass 1/2, reading: 1 rows,   0% of ")
+    assert "pass 1/2, reading: 1,000 rows, 100% of 1.0 kB" in lines[-2]
+    assert "pass 2/2, counting: 1,000 rows, 100%" in lines[-1] and lines[-1].endswith("\n")
+    assert len(lines[-1].rstrip("\n")) >= len(lines[-2])  # padded over the previous line
+
+
 def test_report_names_a_url_it_cannot_use():
     import http.server
     import threading
