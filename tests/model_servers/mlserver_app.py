@@ -42,6 +42,16 @@ def model_settings(directory: str) -> list[ModelSettings]:
     ]
 
 
+def _forget_previous_server_metrics() -> None:
+    """MLServer's DataPlane registers its counters in the default registry, so a second
+    MLServer in one process (the app built twice) would clash: drop the first one's."""
+    from prometheus_client import REGISTRY
+
+    for collector, names in list(REGISTRY._collector_to_names.items()):
+        if any(n.startswith("model_infer_request") for n in names):
+            REGISTRY.unregister(collector)
+
+
 def build_app(directory: str, before_load=None):
     """The FastAPI app ``mlserver start`` serves, with both models loaded.
 
@@ -53,6 +63,10 @@ def build_app(directory: str, before_load=None):
     settings = Settings(
         host="127.0.0.1", http_port=0, grpc_port=0, parallel_workers=0, metrics_port=0, debug=False
     )
+    _forget_previous_server_metrics()
+    # MLServer installs its signal handlers on the current event loop.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     server = MLServer(settings)
     app = server._rest_server._app
     if before_load is not None:
@@ -62,5 +76,5 @@ def build_app(directory: str, before_load=None):
         for ms in model_settings(directory):
             await server._model_registry.load(ms)
 
-    asyncio.run(load())
+    loop.run_until_complete(load())
     return app
