@@ -112,22 +112,29 @@ def assert_outputs(samples, model: str, baseline: Baseline, columns: dict[str, S
         assert got == want, (model, name, got, want)
 
 
-def same_response(a, b, volatile: Sequence[str] = ()) -> None:
+def same_response(a, b, volatile: Sequence[str] = (), volatile_headers: Sequence[str] = ()):
     """Two httpx responses are identical: status, headers in order, body bytes.
 
     ``volatile`` names top-level JSON keys the server itself makes up per request (a
     CloudEvent's ``id`` and ``time``); only then are bodies compared as JSON without them,
-    and ``content-length`` may differ with them.
+    and ``content-length`` may differ with them. ``volatile_headers`` are headers whose
+    value the server makes up per request (BentoML's request id): present in both, at the
+    same place, values not compared.
     """
+
+    def headers(response, skip=()):
+        return [
+            (k, "*" if k in volatile_headers else v)
+            for k, v in response.headers.multi_items()
+            if k not in skip
+        ]
+
     assert a.status_code == b.status_code
     if not volatile:
-        assert a.headers.multi_items() == b.headers.multi_items()
+        assert headers(a) == headers(b)
         assert a.content == b.content
         return
-    skip = {"content-length"}
-    assert [h for h in a.headers.multi_items() if h[0] not in skip] == [
-        h for h in b.headers.multi_items() if h[0] not in skip
-    ]
+    assert headers(a, {"content-length"}) == headers(b, {"content-length"})
     da, db = json.loads(a.content), json.loads(b.content)
     for key in volatile:
         da.pop(key, None), db.pop(key, None)
@@ -145,13 +152,14 @@ def delta(after: dict, before: dict) -> dict:
 class Pair:
     """The same requests to the monitored app and to the plain one, responses compared."""
 
-    def __init__(self, monitored, plain) -> None:
+    def __init__(self, monitored, plain, volatile_headers: Sequence[str] = ()) -> None:
         self.monitored, self.plain = monitored, plain
+        self.volatile_headers = volatile_headers
 
     def post(self, path: str, body: bytes, headers: dict, volatile: Sequence[str] = ()):
         got = self.monitored.post(path, content=body, headers=headers)
         want = self.plain.post(path, content=body, headers=headers)
-        same_response(got, want, volatile)
+        same_response(got, want, volatile, self.volatile_headers)
         return got
 
     def post_json(self, path: str, doc, content_type: str = "application/json", **kwargs):
