@@ -8,6 +8,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.parser import text_string_to_metric_families
 
 from boxkite_middleware import Baseline, Monitor
+from boxkite_middleware.schema import Reason
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
@@ -40,7 +41,7 @@ def test_fast_render_is_byte_identical_to_prometheus_client(rows):
     monitor = Monitor(AWKWARD, model='m"odel', routes=["/predict", "/v1/{name}:predict"])
     for value, city in rows:
         monitor.observe({"neg": value * 1e3, "tiny": value, "city": city}, value)
-        monitor.recorder.error(1, "invalid_json")
+        monitor.count_error(1, Reason.INVALID_JSON)
     assert monitor.render()[0] == generate_latest(monitor.registry)
     assert monitor.render(OPENMETRICS)[0] == openmetrics_latest(monitor.registry)
 

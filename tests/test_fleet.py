@@ -17,7 +17,7 @@ import pytest
 
 from boxkite_middleware import Baseline
 from boxkite_middleware.dashboard import dashboard, queries
-from boxkite_middleware.report import report_from_prometheus
+from boxkite_middleware.readback import report_from_prometheus
 
 from .apps.model_apps import model
 from .helpers import free_port, gunicorn, poll, prometheus, query, serve, uvicorn
