@@ -145,3 +145,6 @@ def test_csv_is_passed_through_and_not_counted(models):
     samples = delta(pair.metrics(), before)
     assert total(samples, "boxkite_feature_value_count") == 0
     assert total(samples, "boxkite_prediction_category_total") == 0
+    # not JSON: passed through untouched, counted as an error, not as observed
+    assert total(samples, "boxkite_observation_errors_total", model="iris") == 1
+    assert total(samples, "boxkite_observed_requests_total") == 0
