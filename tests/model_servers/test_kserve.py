@@ -191,3 +191,32 @@ def test_kserve_metrics_stay_visible_at_metrics(setup):
     predict = total(samples, "request_predict_seconds_count", model_name="diabetes")
     assert predict >= 1, sorted(samples)[:20]
     assert total(samples, "boxkite_feature_value_count", model="diabetes", feature="bmi") >= N
+
+
+def test_real_model_server_process(setup, tmp_path):
+    """`ModelServer().start(models)` in its own process, as docs/model-servers.md shows."""
+    import sys
+
+    import httpx
+
+    from ..helpers import free_port, serve
+
+    _, baselines, estimators = setup
+    config = write_config(tmp_path, baselines, ROUTES)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "tests.model_servers.serve", "kserve", str(port), config]
+    rows = rows_for("iris", 11)
+    with serve(args, f"{url}/v2/health/ready"):
+        reply = httpx.post(f"{url}/v1/models/iris:predict", json={"instances": rows.tolist()})
+        assert reply.status_code == 200, reply.text
+        body, headers = binary_request("diabetes", rows_for("diabetes", 12), binary_output=True)
+        reply = httpx.post(f"{url}/v2/models/diabetes/infer", content=body, headers=headers)
+        assert reply.status_code == 200
+        text = httpx.get(f"{url}/metrics").text
+    from ..middleware_setup import scrape
+
+    samples = scrape(text)
+    check(samples, baselines, estimators, "iris", rows)
+    check(samples, baselines, estimators, "diabetes", rows_for("diabetes", 12))
+    assert total(samples, "request_predict_seconds_count", model_name="iris") >= 1

@@ -6,6 +6,7 @@ Runs in the venv made by tests/model_servers/envs.py (driven by tests/test_model
 from __future__ import annotations
 
 import os
+import time
 
 import joblib
 import numpy as np
@@ -228,3 +229,67 @@ def est_rows(model: str) -> np.ndarray:
     from sklearn.datasets import load_diabetes, load_iris
 
     return (load_iris() if model == "iris" else load_diabetes()).data
+
+
+def test_real_mlserver_process(trained, setup, tmp_path):
+    """MLServer started from a model folder, as `mlserver start` does, plus the README line."""
+    import json
+    import shutil
+    import sys
+
+    import httpx
+
+    from ..helpers import free_port, serve
+    from ..middleware_setup import scrape
+
+    directory, _, est = trained
+    _, baselines, _ = setup
+    config = write_config(tmp_path, baselines, ROUTES)
+    folder = tmp_path / "models"
+    port = free_port()
+    settings = {
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        "parallel_workers": 0,
+        "debug": False,
+    }
+    (folder).mkdir()
+    (folder / "settings.json").write_text(json.dumps(settings))
+    for name in ("iris", "diabetes"):
+        (folder / name).mkdir()
+        shutil.copy(os.path.join(directory, f"{name}.joblib"), folder / name / "model.joblib")
+        model = {
+            "name": name,
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "./model.joblib"},
+        }
+        (folder / name / "model-settings.json").write_text(json.dumps(model))
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "tests.model_servers.serve", "mlserver", str(folder), config]
+    iris_rows = shifted(est_rows("iris"), N, 13)
+    diabetes_rows = shifted(est_rows("diabetes"), N, 14)
+    with serve(args, f"{url}/v2/health/ready"):
+        for _ in range(200):  # ready once both models are loaded
+            if httpx.get(f"{url}/v2/models/diabetes/ready").status_code == 200:
+                break
+            time.sleep(0.1)
+        doc = {"inputs": [tensor(iris_rows)], "outputs": [{"name": "predict_proba"}]}
+        assert httpx.post(f"{url}/v2/models/iris/infer", json=doc).status_code == 200
+        doc = {"inputs": [tensor(diabetes_rows)]}
+        assert httpx.post(f"{url}/v2/models/diabetes/infer", json=doc).status_code == 200
+        samples = scrape(httpx.get(f"{url}/metrics").text)
+    assert_features(samples, "iris", baselines["iris"], IRIS_FEATURES, iris_rows)
+    proba = est["iris"].predict_proba(iris_rows)
+    assert_outputs(
+        samples, "iris", baselines["iris"], {c: proba[:, i] for i, c in enumerate(IRIS_CLASSES)}
+    )
+    assert_features(samples, "diabetes", baselines["diabetes"], DIABETES_FEATURES, diabetes_rows)
+    assert_outputs(
+        samples,
+        "diabetes",
+        baselines["diabetes"],
+        {"prediction": est["diabetes"].predict(diabetes_rows)},
+    )
+    assert total(samples, "model_infer_request_success_total", model="iris") >= 1
