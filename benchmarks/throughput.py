@@ -58,6 +58,7 @@ ROOT = HERE.parent
 VARIANT_ENV = "BOXKITE_BENCH_VARIANT"
 CONFIG_ENV = "BOXKITE_BENCH_CONFIG"
 GUNICORN_THREADS = 4
+PIN: dict[str, int] = {}  # --pin: {"server": cpu, "wrk": cpu}
 
 FRAMEWORKS = {
     "fastapi": (
@@ -131,6 +132,13 @@ class Run:
         return self.requests - self.errors["status"]
 
 
+def _pinned(role: str):
+    """preexec_fn that pins the child to its CPU (only with --pin)."""
+    if role not in PIN:
+        return None
+    return lambda: os.sched_setaffinity(0, {PIN[role]})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -200,6 +208,7 @@ def server(framework: str, variant: str, config_path: Path, log_path: Path):
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_pinned("server"),
         )
     try:
         deadline = time.monotonic() + 30
@@ -240,7 +249,9 @@ def wrk(port: int, script: Path, connections: int, seconds: int) -> Run:
         str(script),
         f"http://127.0.0.1:{port}/predict",
     ]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30)
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=seconds + 30, preexec_fn=_pinned("wrk")
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH ")]
     if result.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}{result.stderr}")
@@ -370,6 +381,11 @@ def main() -> None:
         "--variants",
         help="comma-separated subset (bare is always run); 'minimal tap' is only run when named",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the server to the first allowed CPU and wrk to the second (needs 2 CPUs)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 1, 1
@@ -379,6 +395,11 @@ def main() -> None:
         parser.error("connections 1..256")
     if shutil.which("wrk") is None:
         sys.exit("throughput.py: wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs two CPUs")
+        PIN.update(server=cpus[0], wrk=cpus[1])
     signal.signal(signal.SIGTERM, _terminate)
 
     from request_overhead import RECORD, _config
@@ -399,7 +420,8 @@ def main() -> None:
     if not plan:
         parser.error("nothing to run")
 
-    print(f"throughput: {versions()}; loopback; {os.cpu_count()} CPUs")
+    pinned = f"; server on CPU {PIN['server']}, wrk on CPU {PIN['wrk']}" if PIN else ""
+    print(f"throughput: {versions()}; loopback; {os.cpu_count()} CPUs{pinned}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         paths = {"config": tmp / "boxkite.json", "log": tmp / "server.log", "lua": tmp / "post.lua"}
