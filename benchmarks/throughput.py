@@ -2,6 +2,7 @@
 
     pip install -e ".[bench,examples]" && apt-get install wrk
     python benchmarks/throughput.py [--quick] [--rounds 5] [--duration 5] [--connections 8]
+                                    [--pin] [--variants boxkite,...]
 
 The tiny model app of request_overhead.py (one POST of one record of 10 features,
 answered with one prediction; the same app, config and baseline builders) is
@@ -18,20 +19,24 @@ after (process groups, always), on a free port. Fresh servers sample the process
 (memory layout, allocator, hash seed) anew each round instead of carrying one
 lucky or unlucky process through every round. The order of the variants rotates
 from round to round. Before the timed run each server is checked: the endpoint
-answers 200 with the expected prediction, byte for byte what the bare app of the
-same framework answers; then it is warmed up with a short wrk run. For the
-boxkite variant, /metrics is read before and after the timed run; the check is
+answers 200 with the expected prediction, and the body is byte for byte the same
+for every variant of the framework; then it is warmed up with a short wrk run. The
+timed run must end with no wrk errors (connect, read, write, timeout, status >= 400),
+so every response wrk completed was a 2xx. For the boxkite variant, /metrics is read
+before and after the timed run (0.2 s after wrk exits); the check is
 
-    0 <= delta(boxkite_observed_requests_total{route="/predict"}) - wrk's 2xx <= connections
+    0 <= delta(boxkite_observed_requests_total{route="/predict"}) - wrk's responses <= connections
 
 (wrk stops with at most one request in flight per connection; the server may or
 may not count those), the prediction histogram's _count moved by the same delta
-as the request counter, and boxkite_observation_errors_total stayed 0.
+as the request counter, and boxkite_observation_errors_total stayed 0. Any failed
+check stops the script with a non-zero exit.
 
 wrk is closed-loop (-t1 -cN): with one worker saturated, 1/(req/s) is the
 server's time per request, so the "added" column (1/rps - 1/rps_bare) is the
 instrumentation's cost per request as seen through a real server. The table gives
-medians over rounds; the ratio column is req/s over the bare app's.
+medians over rounds; the ratio column is median req/s over the bare app's. wrk
+and the server share the machine: --pin puts them on separate CPUs.
 """
 
 from __future__ import annotations
