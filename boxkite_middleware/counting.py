@@ -113,6 +113,67 @@ class _Slots:
         array[self.missing] += missing
 
 
+class _QualitySlots:
+    """Where one output's feedback counts live: errors in the baseline's error bins
+    (then missing, sum of e, of |e|, of e²), or a predicted x actual matrix (then
+    missing)."""
+
+    __slots__ = (
+        "model",
+        "column",
+        "quality",
+        "start",
+        "bins",
+        "missing",
+        "numeric",
+        "edges",
+        "index",
+    )
+
+    def __init__(self, model: str, column: Column, start: int) -> None:
+        self.model = model
+        self.column = column
+        self.start = start
+        self.numeric = column.kind == NUMERIC
+        if self.numeric:
+            assert column.quality is not None  # the config refuses numeric outputs without
+            self.edges = [float(e) for e in column.quality.edges]
+            self.bins = len(self.edges) + 1
+        else:
+            self.edges = []
+            self.bins = len(column.categories) ** 2
+        self.index = {c: i for i, c in enumerate(column.categories)}
+        self.missing = start + self.bins
+
+    @property
+    def end(self) -> int:
+        return self.missing + (4 if self.numeric else 1)
+
+    def add(self, buf: memoryview, predictions: Sequence[Any], truths: Sequence[Any]) -> None:
+        start, missing = self.start, self.missing
+        if self.numeric:
+            edges = self.edges
+            for predicted, actual in zip(predictions, truths):
+                p, t = as_number(predicted), as_number(actual)
+                error = p - t if p is not None and t is not None else None
+                if error is None or error - error != 0.0:
+                    buf[missing] += 1.0
+                    continue
+                buf[start + bisect_left(edges, error)] += 1.0
+                buf[missing + 1] += error
+                buf[missing + 2] += abs(error)
+                buf[missing + 3] += error * error
+            return
+        index, other = self.index, len(self.index) - 1
+        width = len(index)
+        for predicted, actual in zip(predictions, truths):
+            p, t = category_key(predicted), category_key(actual)
+            if p is None or t is None:
+                buf[missing] += 1.0
+            else:
+                buf[start + index.get(p, other) * width + index.get(t, other)] += 1.0
+
+
 class Layout:
     """Offsets of every count of one monitor in its flat array.
 
@@ -126,6 +187,7 @@ class Layout:
         self,
         models: Mapping[str, Baseline],
         routes: Sequence[tuple[str, str]] = (),
+        feedback: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.models = dict(models)
         self.routes = tuple(routes)
@@ -138,6 +200,14 @@ class Layout:
                 self._columns[(model, column.role, column.name)] = len(self.columns)
                 self.columns.append(slots)
                 offset = slots.end
+        # Outputs that feedback routes bring ground truth for, as (model, output) pairs.
+        self.quality: list[_QualitySlots] = []
+        self._quality: dict[tuple[str, str], int] = {}
+        for model, name in feedback:
+            slots_q = _QualitySlots(model, self.models[model].output(name), offset)
+            self._quality[(model, name)] = len(self.quality)
+            self.quality.append(slots_q)
+            offset = slots_q.end
         self.route_offset = offset
         self.route_width = 2 + len(REASONS)
         self.size = offset + self.route_width * len(self.routes)
@@ -146,6 +216,7 @@ class Layout:
                 [[m, b.to_dict()["features"], b.to_dict()["outputs"]] for m, b in models.items()],
                 [list(r) for r in self.routes],
                 [r.label for r in REASONS],
+                *([[list(f) for f in feedback]] if feedback else []),
             ]
         )
         self.key = hashlib.sha256(description).hexdigest()[:16]
@@ -155,6 +226,12 @@ class Layout:
             return self._columns[(model, role, name)]
         except KeyError:
             raise KeyError(f"{model}: {role} {name!r}") from None
+
+    def quality_index(self, model: str, output: str) -> int:
+        try:
+            return self._quality[(model, output)]
+        except KeyError:
+            raise KeyError(f"{model}: no feedback for output {output!r}") from None
 
     def route_slots(self, route: int) -> tuple[int, int, int]:
         """(requests slot, rows slot, first error slot) of a (model, route) pair."""
@@ -213,6 +290,19 @@ class Recorder:
                 requests, row_slot, _ = self._routes[route]
                 buf[requests] += 1.0
                 buf[row_slot] += rows
+
+    def feedback(
+        self, route: int, rows: int, outputs: Sequence[tuple[int, Sequence[Any], Sequence[Any]]]
+    ) -> None:
+        """Count ground truth: per output (quality index), predictions and truths by row."""
+        quality = self.layout.quality
+        with self._lock:
+            buf = self.store.buf or self.store.open()
+            for index, predictions, truths in outputs:
+                quality[index].add(buf, predictions, truths)
+            requests, row_slot, _ = self._routes[route]
+            buf[requests] += 1.0
+            buf[row_slot] += rows
 
     def error(self, route: int, reason: Reason) -> None:
         """Count a request whose body could not be observed."""

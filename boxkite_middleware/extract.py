@@ -157,6 +157,25 @@ class PathExtractor(Extractor):
         return count, columns
 
 
+class FeedbackExtractor(Extractor):
+    """What the model answered and what was true, per output, from a feedback body."""
+
+    has_outputs = False
+
+    def __init__(self, outputs: Sequence[tuple[int, JSONPath, JSONPath]]) -> None:
+        # Predictions at even positions, truths at odd ones, read in one pass.
+        paths = []
+        for k, (_, predicted, true) in enumerate(outputs):
+            paths += [(2 * k, predicted), (2 * k + 1, true)]
+        self._side = _PathSide(paths)
+        self._quality = [q for q, _, _ in outputs]
+
+    def feedback(self, doc: Any) -> tuple[int, list[tuple[int, Sequence[Any], Sequence[Any]]]]:
+        rows, columns = self._side.extract(doc)
+        values = dict(columns)
+        return rows, [(q, values[2 * k], values[2 * k + 1]) for k, q in enumerate(self._quality)]
+
+
 def _transpose(rows: list[Any], names: Sequence[str], cols: Sequence[int]) -> Columns:
     """Row lists (in ``names`` order) or row objects (by name) -> columns."""
     if all(type(r) is list for r in rows):

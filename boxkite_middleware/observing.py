@@ -22,7 +22,7 @@ import orjson
 
 from .baseline import FEATURE, NUMERIC, OUTPUT, Baseline
 from .config import MODEL_SEGMENT, Config, RouteConfig, load_config
-from .extract import Extractor, ShapeError, build_extractor
+from .extract import Extractor, FeedbackExtractor, ShapeError, build_extractor
 from .monitor import Monitor
 from .schema import OTHER, Reason
 from .v2binary import INFERENCE_HEADER, BinaryError, read_binary
@@ -92,12 +92,13 @@ class Target:
     monitor: Monitor
     route: int  # the (model, route) pair's index in the monitor
     extractor: Extractor
+    feedback: bool = False  # ground truth, not a prediction
 
 
 class Route:
     """One configured route: where it matches, and its :class:`Target` per model."""
 
-    __slots__ = ("path", "methods", "pattern", "targets", "fixed", "unknown")
+    __slots__ = ("path", "methods", "pattern", "targets", "fixed", "unknown", "respond")
 
     def __init__(
         self,
@@ -105,8 +106,10 @@ class Route:
         methods: tuple[str, ...],
         targets: dict[str, Target],
         unknown: Target | None,
+        respond: bool = False,
     ) -> None:
         self.path = path  # as written in the config: the `route` label
+        self.respond = respond  # answer 204 here; the app has no such route
         self.methods = frozenset(methods)
         self.targets = targets
         # A route for one model needs no look-up per request.
@@ -145,19 +148,30 @@ class Observer:
     ) -> None:
         self.config = config = load_config(config)
         models = dict(config.models)
-        pairs = [
-            (name, r.path) for r in config.routes for name in ([r.model] if r.model else models)
-        ]
-        picking = [r.path for r in config.routes if r.model is None]
+        every = [*config.routes, *config.feedback]
+        pairs = [(name, r.path) for r in every for name in ([r.model] if r.model else models)]
+        feedback = list(
+            dict.fromkeys(
+                (name, output)
+                for r in config.feedback
+                for name in ([r.model] if r.model else models)
+                for output in r.predictions
+            )
+        )
+        picking = [r.path for r in every if r.model is None]
         if picking:
             # Requests naming a model that is not configured are counted under __other__,
             # so no series is ever named after request text.
             models[OTHER] = Baseline([])
             pairs += [(OTHER, path) for path in picking]
         self.monitor = Monitor(
-            models=models, routes=pairs, multiprocess_dir=multiprocess_dir, shared=shared
+            models=models,
+            routes=pairs,
+            multiprocess_dir=multiprocess_dir,
+            shared=shared,
+            feedback=feedback,
         )
-        self.routes = [self._route(r) for r in config.routes]
+        self.routes = [self._route(r) for r in every]
         self._exact: dict[str, list[Route]] = {}
         for route in self.routes:
             if route.pattern is None:
@@ -169,6 +183,18 @@ class Observer:
         monitor = self.monitor
         targets = {}
         for name in [route.model] if route.model else self.config.models:
+            if route.truth:
+                outputs_of = [
+                    (monitor.quality_index(n, name), path, route.truth[n])
+                    for n, path in route.predictions.items()
+                ]
+                targets[name] = Target(
+                    monitor,
+                    monitor.route_index(route.path, name),
+                    FeedbackExtractor(outputs_of),
+                    feedback=True,
+                )
+                continue
             baseline = self.config.models[name]
             features = {n: monitor.column_index(FEATURE, n, name) for n in baseline.feature_names}
             outputs = {n: monitor.column_index(OUTPUT, n, name) for n in baseline.output_names}
@@ -185,7 +211,7 @@ class Observer:
         unknown = None
         if route.model is None:
             unknown = Target(monitor, monitor.route_index(route.path, OTHER), Extractor())
-        return Route(route.path, route.methods, targets, unknown)
+        return Route(route.path, route.methods, targets, unknown, route.respond)
 
     def route_for(self, method: str, path: str) -> Route | None:
         """The route observing this request, if any. HEAD is never observed."""
@@ -335,6 +361,10 @@ class Exchange:
             return
         try:
             doc = _parse(b"".join(self.request), self.encoding, self.binary, self.limit)
+            if target.feedback:
+                rows, truths = extractor.feedback(doc)  # type: ignore[attr-defined]
+                monitor.record_feedback(route, rows, truths)
+                return
             rows, columns = extractor.request(doc)
         except Unusable as exc:
             monitor.count_error(route, exc.args[0])
