@@ -276,7 +276,7 @@ class Exposition:
         return values
 
     def _derive(self, values: np.ndarray) -> np.ndarray:
-        running = np.concatenate(([0.0], np.cumsum(values * self._mask)))
+        running = np.concatenate(([0.0], np.cumsum(np.where(self._mask, values, 0.0))))
         derived = values.astype(np.float64, copy=True)
         derived[self._bin_slots] = running[self._bin_slots + 1] - running[self._bin_starts]
         return derived
