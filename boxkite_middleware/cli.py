@@ -48,6 +48,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         bins=args.bins,
         max_categories=args.max_categories,
         progress=progress,
+        truth=dict(_pair(t) for t in args.truth),
     )
     if progress:
         sys.stderr.write("\n")
@@ -58,6 +59,13 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     )
     print(describe(baseline))
     return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    prediction, sep, truth = text.partition("=")
+    if not sep or not prediction or not truth:
+        raise CommandError(f"--truth {text!r}: write it as PREDICTION_COLUMN=TRUTH_COLUMN")
+    return prediction, truth
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -254,6 +262,14 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="treat a numeric column as categorical (repeatable)",
+    )
+    p.add_argument(
+        "--truth",
+        action="append",
+        default=[],
+        metavar="PREDICTION=TRUTH",
+        help="the column of true values for a prediction column, e.g. score=label "
+        "(repeatable): the baseline then keeps the model's quality for feedback routes",
     )
     p.add_argument("--bins", type=int, default=10, help="quantile bins per numeric column")
     p.add_argument(

@@ -15,8 +15,8 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +35,13 @@ from .baseline import (
     quantile_edges,
 )
 from .binning import bin_floats, category_key, to_floats
+from .quality import (
+    Quality,
+    categorical_quality,
+    merge_quality,
+    numeric_errors,
+    numeric_quality,
+)
 
 if TYPE_CHECKING:
     from .drift import DriftReport, DriftThresholds
@@ -175,9 +182,15 @@ def build_baseline(
     chunk_rows: int = CHUNK_ROWS,
     sample_size: int = SAMPLE_SIZE,
     progress: Callable[[str, int], None] | None = None,
+    truth: Mapping[str, str] | None = None,
 ) -> Baseline:
     """Baseline of a data file: ``predictions`` name the output columns; the features
-    are ``features`` or else every other column."""
+    are ``features`` or else every other column; ``truth`` maps a prediction column
+    to the column of true values, for the baseline's quality."""
+    truth = dict(truth or {})
+    for name in truth:
+        if name not in predictions:
+            raise BaselineError(f"--truth {name}=...: {name!r} is not a --prediction column")
     if not os.path.exists(path):
         raise BaselineError(f"{path}: no such file")
     text = not path.lower().endswith((".jsonl", ".ndjson", ".json", ".parquet", ".pq"))
@@ -212,7 +225,17 @@ def build_baseline(
         raise BaselineError(
             f"{path}: no column {', '.join(map(repr, missing_names))} (it has: {', '.join(state)})"
         )
-    feature_names = list(features) if features else [n for n in state if n not in predictions]
+    truth_names = set(truth.values())
+    absent = [n for n in truth_names if n not in state]
+    if absent:
+        raise BaselineError(
+            f"{path}: no truth column {', '.join(map(repr, absent))} (it has: {', '.join(state)})"
+        )
+    feature_names = (
+        list(features)
+        if features
+        else [n for n in state if n not in predictions and n not in truth_names]
+    )
 
     edges = {n: quantile_edges(c.sample, bins) for n, c in state.items() if c.numeric}
     counts = {n: np.zeros(len(e) + 1, dtype=np.int64) for n, e in edges.items()}
@@ -244,11 +267,65 @@ def build_baseline(
             )
         return categorical_column(name, role, tallies[name], missing[name], max_categories)
 
-    return Baseline(
-        [column(n, FEATURE) for n in feature_names],
-        [column(n, OUTPUT) for n in predictions],
-        rows=rows,
-    )
+    outputs = [column(n, OUTPUT) for n in predictions]
+    if truth:
+        outputs = _with_quality(path, text, outputs, truth, bins, chunk_rows, sample_size)
+    return Baseline([column(n, FEATURE) for n in feature_names], outputs, rows=rows)
+
+
+def _with_quality(
+    path: str,
+    text: bool,
+    outputs: list[Column],
+    truth: Mapping[str, str],
+    bins: int,
+    chunk_rows: int,
+    sample_size: int,
+) -> list[Column]:
+    """Output columns with their quality against the truth columns, in two more passes:
+    a bounded uniform sample of errors for their bin edges, then exact counts."""
+    rng = np.random.default_rng(1)
+    numeric = {c.name for c in outputs if c.kind == NUMERIC and c.name in truth}
+    samples = {n: (np.empty(0), np.empty(0)) for n in numeric}
+
+    def values(chunk: Chunk, name: str) -> list[Any]:
+        column = chunk[name]
+        return [_text_value(v) for v in column] if text else column
+
+    for chunk in chunks(path, chunk_rows):
+        for name in numeric:
+            errors, _ = numeric_errors(values(chunk, name), values(chunk, truth[name]))
+            keys = np.concatenate([samples[name][0], rng.random(errors.size)])
+            kept = np.concatenate([samples[name][1], errors])
+            if kept.size > sample_size:
+                keep = np.argpartition(keys, sample_size)[:sample_size]
+                keys, kept = keys[keep], kept[keep]
+            samples[name] = (keys, kept)
+    parts: dict[str, list[Quality]] = {c.name: [] for c in outputs if c.name in truth}
+    by_name = {c.name: c for c in outputs}
+    edges = {n: quantile_edges(samples[n][1], bins) for n in numeric}
+    for chunk in chunks(path, chunk_rows):
+        for name in parts:
+            predicted, true = values(chunk, name), values(chunk, truth[name])
+            if name in numeric:
+                parts[name].append(numeric_quality(*numeric_errors(predicted, true), edges[name]))
+            else:
+                classes = by_name[name].categories
+                parts[name].append(categorical_quality(predicted, true, classes))
+    return [
+        replace(c, quality=merge_quality(parts[c.name])) if parts.get(c.name) else c
+        for c in outputs
+    ]
+
+
+def _text_value(value: Any) -> Any:
+    """A CSV cell as the number or category it stands for (empty: missing)."""
+    if value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return _text_category(value) if isinstance(value, str) else value
 
 
 def describe(baseline: Baseline) -> str:

@@ -164,6 +164,27 @@ def categorical_quality(predictions: Any, truth: Any, classes: Sequence[str]) ->
     return Quality(CATEGORICAL, missing, classes=tuple(classes), confusion=confusion)
 
 
+def merge_quality(parts: Sequence[Quality]) -> Quality:
+    """The quality of all rows from the qualities of their chunks (same bins)."""
+    first = parts[0]
+    if first.kind == NUMERIC:
+        return Quality(
+            NUMERIC,
+            sum(q.missing for q in parts),
+            edges=first.edges,
+            counts=np.sum([q.counts for q in parts], axis=0),
+            error_sum=sum(q.error_sum for q in parts),
+            abs_sum=sum(q.abs_sum for q in parts),
+            squared_sum=sum(q.squared_sum for q in parts),
+        )
+    return Quality(
+        CATEGORICAL,
+        sum(q.missing for q in parts),
+        classes=first.classes,
+        confusion=np.sum([q.confusion for q in parts], axis=0),
+    )
+
+
 def _list(values: Any) -> Sequence[Any]:
     if isinstance(values, np.ndarray):
         return values.reshape(-1) if values.ndim == 2 and 1 in values.shape else values
