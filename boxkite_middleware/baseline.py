@@ -488,7 +488,7 @@ class Baseline:
             else:
                 now = categorical_quality(values, true, column.categories)
             base = column.quality.metrics() if column.quality is not None else {}
-            rows.append(QualityRow(name, column.kind, now.n, now.missing, now.metrics(), base))
+            rows.append(QualityRow(name, column.kind, now.n, now.missing, now.metrics(), base, now))
         return QualityReport(rows)
 
 

@@ -161,9 +161,16 @@ def _dry_run(observer: Any, args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .readback import report_from_prometheus, report_from_urls
+    from .quality import QualityReport
+    from .readback import (
+        quality_from_prometheus,
+        quality_from_urls,
+        report_from_prometheus,
+        report_from_urls,
+    )
 
     thresholds = DriftThresholds(psi=args.psi, ks=args.ks, min_count=args.min_count)
+    quality = QualityReport([])
     if args.baseline:
         from .baseline import Baseline
         from .datafile import drift_of_files
@@ -175,24 +182,33 @@ def _cmd_report(args: argparse.Namespace) -> int:
         source = f"{', '.join(args.urls)} against {args.baseline}"
     elif args.prometheus:
         report = report_from_prometheus(args.prometheus, args.window, args.model, thresholds)
+        quality = quality_from_prometheus(args.prometheus, args.window, args.model)
         source = f"Prometheus {args.prometheus}, last {args.window}"
     elif args.urls:
         report = report_from_urls(args.urls, args.model, thresholds)
+        quality = quality_from_urls(args.urls, args.model)
         source = "counts since start-up at " + ", ".join(args.urls)
     else:
         raise CommandError("give /metrics URLs, --prometheus URL, or --baseline FILE DATA...")
     if args.html:
         from .html_report import write
 
-        write(report, args.html, title=args.title, source=source)
+        write(report, args.html, title=args.title, source=source, quality=quality.to_dict())
     if args.format == "json":
         print(
             json.dumps(
-                {"drifted": [r.name for r in report.drifted], "rows": report.to_dicts()}, indent=2
+                {
+                    "drifted": [r.name for r in report.drifted],
+                    "rows": report.to_dicts(),
+                    "quality": quality.to_dicts(),
+                },
+                indent=2,
             )
         )
     else:
         print(_colour(report, sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+        if len(quality):
+            print(f"\nQuality (ground truth)\n{quality}")
     if args.html:
         print(f"HTML report: {args.html}", file=sys.stderr)
     return 1 if report.drifted else 0

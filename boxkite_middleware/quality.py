@@ -203,6 +203,24 @@ class QualityRow:
     missing: int
     metrics: dict[str, Any]
     baseline: dict[str, Any]
+    quality: Quality | None = None  # the counts behind ``metrics``
+
+    def figures(self) -> dict[str, Any]:
+        """Flat figures for display: scalars, per-class ones as ``precision[c]``, and the
+        confusion matrix (rows actual, columns predicted)."""
+        out: dict[str, Any] = {"n": self.n, "missing": self.missing}
+        base: dict[str, Any] = {}
+        for source, target in ((self.metrics, out), (self.baseline, base)):
+            for key, value in source.items():
+                if isinstance(value, dict):
+                    target.update({f"{key}[{c}]": v for c, v in value.items()})
+                elif key != "n":
+                    target[key] = value
+        out["baseline"] = base
+        q = self.quality
+        if q is not None and q.kind == CATEGORICAL:
+            out["confusion"] = {"labels": list(q.classes), "matrix": q.confusion.T.tolist()}
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -235,6 +253,10 @@ class QualityReport:
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [row.to_dict() for row in self.rows]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Output name -> figures, the shape the HTML report's quality block takes."""
+        return {row.name: row.figures() for row in self.rows}
 
     def __str__(self) -> str:
         def num(value: Any) -> str:

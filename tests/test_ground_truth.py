@@ -296,3 +296,28 @@ def test_baseline_command_keeps_quality_from_a_truth_column(tmp_path, regression
     assert band["accuracy"] == pytest.approx(
         accuracy_score(frame["band_true"], frame["band"]), rel=1e-9
     )
+
+
+def test_quality_read_back_from_two_replicas_equals_scikit_learn(tmp_path, classification):
+    from boxkite_middleware.readback import quality_from_texts
+
+    _, X, labels, predicted = classification
+    baseline = Baseline.from_training(X, {"species": predicted}, truth={"species": labels})
+    baseline.save(tmp_path / "b.json")
+    config = _config(tmp_path / "b.json", respond=True, categorical=True)
+    replicas = [_flask(config), _fastapi(config)]
+    rows = [{"predicted": a, "actual": b} for a, b in zip(predicted, labels)]
+    replicas[0].post_json("/feedback", {"rows": rows[:40]})
+    replicas[1].post_json("/feedback", {"rows": rows[40:]})
+    pages = [r.request("GET", "/metrics").body.decode() for r in replicas]
+    row = quality_from_texts(pages)["species"]
+    assert row.metrics["accuracy"] == pytest.approx(accuracy_score(labels, predicted), rel=1e-9)
+    classes = sorted(set(labels))
+    precision, recall, _, _ = precision_recall_fscore_support(labels, predicted, labels=classes)
+    for c, p_, r_ in zip(classes, precision, recall):
+        assert row.metrics["precision"][c] == pytest.approx(p_, rel=1e-9)
+        assert row.metrics["recall"][c] == pytest.approx(r_, rel=1e-9)
+    expected = baseline.output("species").quality.metrics()
+    assert row.baseline["accuracy"] == pytest.approx(expected["accuracy"])
+    confusion = row.figures()["confusion"]
+    assert sum(map(sum, confusion["matrix"])) == len(rows)
