@@ -226,6 +226,15 @@ def test_demo_runs_end_to_end_and_leaves_nothing_listening(tmp_path):
     assert "DRIFT" not in phase1
     drifted = {ln.split()[0] for ln in phase2.splitlines() if ln.endswith("DRIFT")}
     assert {"bmi", "bp"} <= drifted and not {"age", "sex", "s1"} & drifted
+    # labels that arrived later: quality holds in phase 1 and drops in phase 2
+
+    def mae(phase: str) -> tuple[float, float]:
+        line = next(ln for ln in phase.splitlines() if " mae " in f" {ln} ")
+        now, base = line.split()[-2:]
+        return float(now), float(base)
+
+    (now1, base1), (now2, base2) = mae(phase1), mae(phase2)
+    assert base1 == base2 and now1 < 1.2 * base1 < now2
     # each phase's HTML report is written where the demo says, after its table
     for phase, name in ((phase1, "phase1"), (phase2, "phase2-drifted")):
         path = tmp_path / f"boxkite-demo-{name}.html"
