@@ -150,6 +150,15 @@ class PathExtractor(Extractor):
             return None, []
         return self._features.extract(doc)
 
+    def top_level_keys(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]] | None:
+        """(feature, output) columns with their keys when every path is one top-level
+        key (``$.age``) and there are features: one row per request, which the caller
+        may count with generated code. None otherwise."""
+        features, outputs = self._features._keys, self._outputs._keys
+        if features is None or (outputs is None and not self._outputs.empty):
+            return None
+        return features, outputs or []
+
     def response(self, doc: Any, rows: int | None) -> tuple[int, Columns]:
         count, columns = self._outputs.extract(doc)
         if rows is not None and count != rows:

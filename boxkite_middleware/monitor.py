@@ -113,6 +113,17 @@ class Monitor:
         """Count ground truth: per output (quality index), the predictions and the truths."""
         self._recorder.feedback(route, rows, outputs)
 
+    def compile_counter(self, columns: Sequence[tuple[int, str]]) -> Callable[[Any, Any], None]:
+        """A generated ``count(buf, doc)`` for columns read by top-level key, for
+        :meth:`record_compiled` (the single-record hot path)."""
+        return self._layout.compile_counter(columns)
+
+    def record_compiled(
+        self, route: int, counts: Sequence[tuple[Callable[[Any, Any], None], Any]]
+    ) -> None:
+        """Count one row with compiled counters, each given its parsed document."""
+        self._recorder.observe_compiled(route, counts)
+
     def count_error(self, route: int, reason: Reason) -> None:
         """Count a request to ``route`` whose body could not be observed."""
         self._recorder.error(route, reason)

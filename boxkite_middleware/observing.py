@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -22,7 +22,13 @@ import orjson
 
 from .baseline import FEATURE, NUMERIC, OUTPUT, Baseline
 from .config import MODEL_SEGMENT, Config, RouteConfig, load_config
-from .extract import Extractor, FeedbackExtractor, ShapeError, build_extractor
+from .extract import (
+    Extractor,
+    FeedbackExtractor,
+    PathExtractor,
+    ShapeError,
+    build_extractor,
+)
 from .monitor import Monitor
 from .schema import OTHER, Reason
 from .v2binary import INFERENCE_HEADER, BinaryError, read_binary
@@ -93,6 +99,9 @@ class Target:
     route: int  # the (model, route) pair's index in the monitor
     extractor: Extractor
     feedback: bool = False  # ground truth, not a prediction
+    # Generated counters for a request of one object read by top-level keys: (features,
+    # outputs or None). The common single-record route skips columns and loops.
+    compiled: tuple[Callable[[Any, Any], None], Callable[[Any, Any], None] | None] | None = None
 
 
 class Route:
@@ -203,10 +212,16 @@ class Observer:
                 for c in baseline.columns
                 if c.kind == NUMERIC
             }
+            extractor = build_extractor(route, features, outputs, numeric)
+            keys = extractor.top_level_keys() if isinstance(extractor, PathExtractor) else None
+            compiled = None
+            if keys is not None:
+                compiled = (
+                    monitor.compile_counter(keys[0]),
+                    monitor.compile_counter(keys[1]) if keys[1] else None,
+                )
             targets[name] = Target(
-                monitor,
-                monitor.route_index(route.path, name),
-                build_extractor(route, features, outputs, numeric),
+                monitor, monitor.route_index(route.path, name), extractor, compiled=compiled
             )
         unknown = None
         if route.model is None:
@@ -365,6 +380,9 @@ class Exchange:
                 rows, truths = extractor.feedback(doc)  # type: ignore[attr-defined]
                 monitor.record_feedback(route, rows, truths)
                 return
+            if target.compiled is not None:
+                self._observe_compiled(doc, *target.compiled)
+                return
             rows, columns = extractor.request(doc)
         except Unusable as exc:
             monitor.count_error(route, exc.args[0])
@@ -386,6 +404,25 @@ class Exchange:
                 columns = columns + extractor.missing_outputs(rows or 0)
         if rows is not None:
             monitor.record(route, rows, columns)
+
+    def _observe_compiled(
+        self,
+        doc: Any,
+        features: Callable[[Any, Any], None],
+        outputs: Callable[[Any, Any], None] | None,
+    ) -> None:
+        """One row read by top-level keys, counted by generated code; the same outcome
+        as the general path (an unreadable response: outputs missing, error counted)."""
+        target = self.target
+        if outputs is None or self.status is None or not 200 <= self.status < 300:
+            target.monitor.record_compiled(target.route, ((features, doc),))
+            return
+        try:
+            response = self._response_doc()
+        except Unusable as exc:
+            target.monitor.count_error(target.route, exc.args[0])
+            response = None  # every output counts as missing
+        target.monitor.record_compiled(target.route, ((features, doc), (outputs, response)))
 
     def _response_doc(self) -> Any:
         if self.response is None:
