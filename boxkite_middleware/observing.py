@@ -58,19 +58,31 @@ class BodyHeaders(NamedTuple):
 
 
 def body_headers(headers: Iterable[tuple[Any, Any]]) -> BodyHeaders:
-    """The :class:`BodyHeaders` of response headers, given as str or bytes pairs."""
+    """The :class:`BodyHeaders` of response headers, given as str or bytes pairs.
+
+    Runs once per observed response: names are compared without decoding them, and
+    only the values that matter are decoded.
+    """
     content_type = content_encoding = inference = None
     for name, value in headers:
-        if isinstance(name, bytes):
-            name, value = name.decode("latin-1"), value.decode("latin-1")
         lower = name.lower()
-        if lower == "content-type":
+        if type(lower) is bytes:
+            if lower == b"content-type":
+                content_type = value.decode("latin-1")
+            elif lower == b"content-encoding":
+                content_encoding = value.decode("latin-1")
+            elif lower == _INFERENCE_HEADER:
+                inference = value.decode("latin-1")
+        elif lower == "content-type":
             content_type = value
         elif lower == "content-encoding":
             content_encoding = value
         elif lower == INFERENCE_HEADER:
             inference = value
     return BodyHeaders(content_type, content_encoding, inference)
+
+
+_INFERENCE_HEADER = INFERENCE_HEADER.encode("latin-1")
 
 
 def decode(body: bytes, encoding: str | None, limit: int) -> bytes:
