@@ -119,8 +119,8 @@ def _absent(_key: Any) -> None:
 
 class _QualitySlots:
     """Where one output's feedback counts live: errors in the baseline's error bins
-    (then missing, sum of e, of |e|, of e²), or a predicted x actual matrix (then
-    missing)."""
+    (then missing, sum of e, of |e|, of e², of max(e, 0)), or a predicted x actual
+    matrix (then missing)."""
 
     __slots__ = (
         "model",
@@ -151,7 +151,7 @@ class _QualitySlots:
 
     @property
     def end(self) -> int:
-        return self.missing + (4 if self.numeric else 1)
+        return self.missing + (5 if self.numeric else 1)
 
     def add(self, buf: memoryview, predictions: Sequence[Any], truths: Sequence[Any]) -> None:
         start, missing = self.start, self.missing
@@ -167,6 +167,8 @@ class _QualitySlots:
                 buf[missing + 1] += error
                 buf[missing + 2] += abs(error)
                 buf[missing + 3] += error * error
+                if error > 0.0:
+                    buf[missing + 4] += error
             return
         index, other = self.index, len(self.index) - 1
         width = len(index)

@@ -49,6 +49,7 @@ from .schema import (
     PREDICTION_ABS_ERROR,
     PREDICTION_ERROR,
     PREDICTION_OUTCOME,
+    PREDICTION_OVERESTIMATE,
     PREDICTION_SQUARED_ERROR,
     QUALITY_MEASURES,
     REASON,
@@ -164,6 +165,9 @@ def _quality_families(layout: Layout) -> list[Family]:
     error = Family(PREDICTION_ERROR, "histogram", "Prediction minus truth, from feedback.", [])
     absolute = Family(PREDICTION_ABS_ERROR, "counter", "Sum of |prediction - truth|.", [])
     squared = Family(PREDICTION_SQUARED_ERROR, "counter", "Sum of (prediction - truth)^2.", [])
+    over = Family(
+        PREDICTION_OVERESTIMATE, "counter", "Sum of max(prediction - truth, 0): for the bias.", []
+    )
     outcome = Family(
         PREDICTION_OUTCOME, "counter", "Feedback pairs by predicted and actual category.", []
     )
@@ -182,6 +186,7 @@ def _quality_families(layout: Layout) -> list[Family]:
             error.samples.append((f"{PREDICTION_ERROR}_sum", labels, q.missing + 1))
             absolute.samples.append((f"{PREDICTION_ABS_ERROR}_total", labels, q.missing + 2))
             squared.samples.append((f"{PREDICTION_SQUARED_ERROR}_total", labels, q.missing + 3))
+            over.samples.append((f"{PREDICTION_OVERESTIMATE}_total", labels, q.missing + 4))
         else:
             classes = q.column.categories
             for i, predicted in enumerate(classes):
@@ -194,7 +199,7 @@ def _quality_families(layout: Layout) -> list[Family]:
                         )
                     )
         missing.samples.append((f"{FEEDBACK_MISSING}_total", labels, q.missing))
-    return [f for f in (error, absolute, squared, outcome, missing) if f.samples]
+    return [f for f in (error, absolute, squared, over, outcome, missing) if f.samples]
 
 
 def _baseline_quality(layout: Layout) -> list[Metric]:

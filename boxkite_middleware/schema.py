@@ -70,6 +70,9 @@ ACTUAL = "actual"
 PREDICTION_ERROR = f"{PREFIX}prediction_error"  # histogram of prediction - truth
 PREDICTION_ABS_ERROR = f"{PREFIX}prediction_abs_error"
 PREDICTION_SQUARED_ERROR = f"{PREFIX}prediction_squared_error"
+# Sum of max(e, 0): with the |e| sum it gives the bias from counters that only grow
+# (the histogram's _sum of signed errors can fall, which rate() takes for a reset).
+PREDICTION_OVERESTIMATE = f"{PREFIX}prediction_overestimate"
 PREDICTION_OUTCOME = f"{PREFIX}prediction_outcome"  # {predicted, actual}
 FEEDBACK_MISSING = f"{PREFIX}feedback_missing"
 BASELINE_PREDICTION_ERROR = f"{PREFIX}baseline_prediction_error"

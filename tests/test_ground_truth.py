@@ -321,3 +321,18 @@ def test_quality_read_back_from_two_replicas_equals_scikit_learn(tmp_path, class
     assert row.baseline["accuracy"] == pytest.approx(expected["accuracy"])
     confusion = row.figures()["confusion"]
     assert sum(map(sum, confusion["matrix"])) == len(rows)
+
+
+def test_bias_comes_from_counters_that_only_grow(tmp_path, regression):
+    """The bias rule reads |e| and max(e, 0) sums: both only grow, unlike the signed _sum."""
+    _, X, y, p = regression
+    Baseline.from_training(X, p, truth=y).save(tmp_path / "b.json")
+    client = _flask(_config(tmp_path / "b.json", respond=True))
+    rows = [{"predicted": float(a), "actual": float(b)} for a, b in zip(p, y)]
+    client.post_json("/feedback", {"rows": rows})
+    samples = scrape(client.request("GET", "/metrics").body.decode())
+    over = value(samples, "boxkite_prediction_overestimate_total", output="prediction")
+    absolute = value(samples, "boxkite_prediction_abs_error_total", output="prediction")
+    errors = p - y
+    assert over == pytest.approx(errors[errors > 0].sum(), rel=1e-9)
+    assert (2 * over - absolute) / len(y) == pytest.approx(np.mean(errors), rel=1e-9)
