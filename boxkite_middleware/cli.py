@@ -166,9 +166,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules(args: argparse.Namespace) -> int:
-    from .rules import rules_yaml
+    from .rules import WINDOWS, rules_yaml
 
-    print(rules_yaml(args.window), end="")
+    windows = [w for given in args.window or WINDOWS for w in given.split(",") if w]
+    print(rules_yaml(windows, interval=args.interval), end="")
     return 0
 
 
@@ -267,8 +268,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="default: a free port")
     p.set_defaults(run=_cmd_demo)
 
-    p = sub.add_parser("rules", help="print the Prometheus recording and alert rules")
-    p.add_argument("--window", default="1h")
+    p = sub.add_parser(
+        "rules",
+        help="print the Prometheus recording and alert rules",
+        description="Two-stage rules (docs/rules-scaling.md): every --interval the "
+        "replicas' counters are summed into replica-free increases, and every window sums "
+        "those. Alerts use the first window.",
+    )
+    p.add_argument(
+        "--window",
+        action="append",
+        metavar="DURATION",
+        help="a window, repeatable or comma-separated (default: 1h,24h); "
+        "each a multiple of the interval",
+    )
+    p.add_argument("--interval", default="1m", help="evaluation interval of the group (1m)")
     p.set_defaults(run=_cmd_rules)
 
     p = sub.add_parser("dashboard", help="print the Grafana dashboard JSON")
