@@ -61,22 +61,28 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from .cardinality import GUIDANCE_ABOVE, series_per_replica
     from .config import load_config
     from .core import Core
 
     core = Core(load_config(args.config))
     config = core.config
-    series = sum(
-        1 for line in core.monitor.render()[0].splitlines() if line and not line.startswith(b"#")
-    )
+    series = series_per_replica(config.baseline, [r.path for r in config.routes])
     print(
         f"{args.config}: OK. model {config.model!r}, baseline of "
         f"{len(config.baseline.features)} features and {len(config.baseline.outputs)} outputs"
     )
     print(
-        f"metrics at {config.metrics_path or '(not mounted)'}: {series} series; "
+        f"metrics at {config.metrics_path or '(not mounted)'}: {series}; "
         f"bodies over {config.max_body_bytes:,} bytes pass through unobserved"
     )
+    if series.total > GUIDANCE_ABOVE:
+        name, count = series.widest
+        print(
+            f"  over {GUIDANCE_ABOVE:,} series per replica, times every replica: the widest "
+            f"column is {name} ({count} series); see docs/rules-scaling.md for fewer bins, "
+            "fewer categories or features, and dropping the baseline series"
+        )
     for route in config.routes:
         how = f"preset {route.preset}" if route.preset else "paths"
         print(f"  {' '.join(route.methods)} {route.path} ({how})")

@@ -6,11 +6,11 @@
 The rules do in PromQL what :mod:`.drift` does in numpy, over every replica and
 worker, in two stages so that their cost does not grow with replicas × window:
 
-1. **Stage 1** (every ``interval``, 1m by default) reads each replica's raw counters at
-   two instants only, now and one interval ago, and records their difference summed
-   over replicas and workers (``boxkite:feature_bucket:increase1m``): one replica-free
-   series per model, column and bin. A counter lower than an interval ago was reset;
-   its current value is then the increase, as ``increase()`` would count it.
+1. **Stage 1** (every ``interval``, 1m by default) reads each replica's raw counters
+   once, at the two latest instants aligned to the interval, and records their
+   difference summed over replicas and workers (``boxkite:feature_bucket:increase1m``):
+   one replica-free series per model, column and bin. A counter lower than an interval
+   before was reset; its current value is then the increase, as ``increase()`` counts it.
 2. **Stage 2** sums stage 1's samples over each window (``sum_over_time``), so a window
    reads ``window / interval`` samples of the replica-free series whatever the number
    of replicas, and a second window (24h) costs no more raw reads than the first.
@@ -94,16 +94,21 @@ def check_windows(windows: Sequence[str], interval: str) -> None:
 
 
 def stage1_rule(record: str, counter: str, by: str, interval: str) -> dict[str, str]:
-    """``record``: what ``counter`` gained since one ``interval`` ago, summed by ``by``.
+    """``record``: what ``counter`` gained over the last whole ``interval``, summed by ``by``.
 
-    Two instant reads per series. A series lower than an interval ago was reset and
-    counts its current value; a series absent an interval ago (a new replica, a scrape
-    gap) contributes from its next evaluation on.
+    One read of each raw series: a subquery takes the counter at the two latest instants
+    aligned to the interval (absolute multiples of it, so consecutive evaluations share
+    one and their gains add up exactly), and ``irate`` their difference, per second of
+    the interval, which ``* interval`` turns back into a count. ``irate`` treats a
+    counter lower than before as reset and counts its current value. A series absent at
+    the earlier instant (a new replica, a scrape gap) contributes from the next
+    evaluation on.
     """
-    before = f"{counter} offset {interval}"
+    seconds = duration_ms(interval) / 1000
+    span = format_ms(2 * duration_ms(interval))
     return {
         "record": record,
-        "expr": f"sum by ({by}) (({counter} - {before}) >= 0 or ({counter} < {before}))",
+        "expr": f"sum by ({by}) (irate({counter}[{span}:{interval}])) * {seconds:g}",
     }
 
 

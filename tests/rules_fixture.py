@@ -173,11 +173,11 @@ def expected() -> tuple[list[dict], dict[str, list[dict]]]:
     for window, expected_count in (("1h", counts.sum() / 2), ("24h", counts.sum())):
         checks.append(
             {
-                "expr": f"boxkite:feature_count:{window}{{{_matchers(labels)}}}",
+                "expr": f"round(boxkite:feature_count:{window}{{{_matchers(labels)}}})",
                 "eval_time": f"{MINUTES + IDLE}m",
                 "exp_samples": [
                     {
-                        "labels": _series(f"boxkite:feature_count:{window}", labels),
+                        "labels": _series("", labels),
                         "value": float(expected_count),
                     }
                 ],
