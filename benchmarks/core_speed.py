@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import generate_latest
 
 from boxkite_middleware import Baseline, Monitor
-from boxkite_middleware.core import Core
+from boxkite_middleware.observing import BodyHeaders, Observer
 
 
 def per_call(fn: Callable[[], object], number: int) -> float:
@@ -109,7 +109,7 @@ def main() -> None:
     n = max(int(20000 * scale), 50)
     t = compare(
         {
-            "ours": (lambda: monitor.recorder.observe(0, 1, row), n),
+            "ours": (lambda: monitor.record(0, 1, row), n),
             "ref": (prometheus_client_row, n),
         },
         repeats,
@@ -122,7 +122,7 @@ def main() -> None:
     n = max(int(300 * scale), 5)
     t = compare(
         {
-            "ours": (lambda: monitor.recorder.observe(0, 1000, columns), n),
+            "ours": (lambda: monitor.record(0, 1000, columns), n),
             "ref": (lambda: orjson.loads(body), n),
         },
         repeats,
@@ -132,7 +132,7 @@ def main() -> None:
     # The same batch through the middleware's core: parse both bodies, fan out, count.
     with tempfile.TemporaryDirectory() as tmp:
         baseline.save(os.path.join(tmp, "baseline.json"))
-        core = Core(
+        observer = Observer(
             {
                 "baseline": os.path.join(tmp, "baseline.json"),
                 "routes": [
@@ -144,13 +144,14 @@ def main() -> None:
                 ],
             }
         )
-    route = core.routes[0]
+    route = observer.routes[0]
+    json_headers = BodyHeaders("application/json")
     response = orjson.dumps({"predictions": rng.normal(size=1000).tolist()})
 
     def through_core() -> None:
-        exchange = core.exchange(route, "application/json", None, len(body))
+        exchange = observer.begin(route, route.path, json_headers, len(body))
         exchange.add_request(body)
-        exchange.start_response(200, "application/json", None)
+        exchange.start_response(200, json_headers)
         exchange.add_response(response)
         exchange.finish()
 

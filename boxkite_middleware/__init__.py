@@ -2,7 +2,7 @@
 
 from .asgi import BoxkiteASGIMiddleware
 from .baseline import Baseline, BaselineError, Column
-from .compat import ModelMonitoringService
+from .boxkite_compat import ModelMonitoringService
 from .config import Config, ConfigError, RouteConfig, load_config
 from .drift import DriftReport, DriftRow, DriftThresholds
 from .monitor import Monitor

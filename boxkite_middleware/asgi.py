@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from .config import Config
-from .core import Core, Exchange, content_headers
+from .mount import mount
+from .observing import BodyHeaders, Exchange, body_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,27 +39,34 @@ class BoxkiteASGIMiddleware:
         multiprocess_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.app = app
-        self.core = Core(config, multiprocess_dir=multiprocess_dir)
+        parts = mount(config, multiprocess_dir)
+        self.observer = parts.observer
+        self.metrics = parts.endpoint
+        self.metrics_path = parts.metrics_path
+        self.metrics_server = parts.metrics_server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        core = self.core
         path, method = scope["path"], scope["method"]
-        if path == core.metrics_path:
+        if path == self.metrics_path:
             await self._metrics(scope, method, send)
             return
-        route = core.route_for(method, path)
+        route = self.observer.route_for(method, path)
         if route is None:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])  # servers send header names in lower case
         length = headers.get(b"content-length")
-        exchange = core.exchange(
+        exchange = self.observer.begin(
             route,
-            _text(headers.get(b"content-type")),
-            _text(headers.get(b"content-encoding")),
+            path,
+            BodyHeaders(
+                _text(headers.get(b"content-type")),
+                _text(headers.get(b"content-encoding")),
+                _text(headers.get(b"inference-header-content-length")),
+            ),
             None if length is None else _int(length),
         )
         if exchange is None:
@@ -85,7 +93,7 @@ class BoxkiteASGIMiddleware:
     async def _metrics(self, scope: Scope, method: str, send: Send) -> None:
         headers = dict(scope["headers"])
         client = scope.get("client")
-        status, response_headers, body = self.core.metrics(
+        status, response_headers, body = self.metrics.respond(
             method,
             scope.get("query_string", b"").decode("latin-1"),
             lambda name: _text(headers.get(name.encode("latin-1"))),
@@ -147,5 +155,5 @@ class _Tap:
                 exchange.finish()
             return
         if kind == "http.response.start":
-            exchange.start_response(message["status"], *content_headers(message.get("headers", ())))
+            exchange.start_response(message["status"], body_headers(message.get("headers", ())))
         await self._send(message)

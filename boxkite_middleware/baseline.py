@@ -20,7 +20,8 @@ import numpy as np
 import orjson
 from prometheus_client.utils import floatToGoString
 
-from .values import OTHER, bin_floats, category_codes, category_key, to_floats
+from .binning import bin_floats, category_codes, category_key, to_floats
+from .schema import FEATURES, OTHER, OUTPUTS
 
 if TYPE_CHECKING:
     from .drift import DriftReport, DriftThresholds
@@ -29,8 +30,8 @@ SCHEMA_VERSION = 1
 FORMAT = "boxkite-middleware/baseline"
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
-FEATURE = "feature"
-OUTPUT = "output"
+FEATURE = FEATURES.role
+OUTPUT = OUTPUTS.role
 DEFAULT_BINS = 10
 DEFAULT_MAX_CATEGORIES = 50
 
@@ -208,7 +209,8 @@ def _named_columns(data: Any, names: Sequence[str] | None, what: str) -> list[tu
     if names is None:
         if what == "predictions" and array.shape[1] == 1:
             return [("prediction", array[:, 0])]
-        raise BaselineError(f"{what}: a 2-D array needs feature_names")
+        needs = "output_names" if what == "predictions" else "feature_names"
+        raise BaselineError(f"{what}: a 2-D array needs {needs}")
     if len(names) != array.shape[1]:
         raise BaselineError(f"{what}: {len(names)} names for {array.shape[1]} columns")
     return [(str(n), array[:, i]) for i, n in enumerate(names)]
@@ -276,12 +278,14 @@ class Baseline:
         categorical: Iterable[str] | None = None,
         bins: int = DEFAULT_BINS,
         max_categories: int = DEFAULT_MAX_CATEGORIES,
+        output_names: Sequence[str] | None = None,
     ) -> Baseline:
         """Snapshot training features (and the model's predictions on them).
 
         ``features``: a DataFrame, a dict of name -> 1-D values, pairs of (name,
         values), or a 2-D array with ``feature_names``. ``predictions``: a 1-D array
-        (one output named ``prediction``) or a dict of output name -> values.
+        (one output named ``prediction``), a dict of output name -> values, a
+        DataFrame, or a 2-D array (a classifier's probabilities) with ``output_names``.
         Strings and bools are categorical; numbers stay numeric unless named in
         ``categorical``.
         """
@@ -292,7 +296,7 @@ class Baseline:
         forced = set(categorical or ())
         feature_cols = _named_columns(features, feature_names, "features")
         output_cols = (
-            [] if predictions is None else _named_columns(predictions, None, "predictions")
+            [] if predictions is None else _named_columns(predictions, output_names, "predictions")
         )
         unknown = forced - {n for n, _ in feature_cols + output_cols}
         if unknown:

@@ -1,4 +1,4 @@
-"""How many series one replica exports, from its baseline and routes.
+"""How many series one replica exports, from its baselines and routes.
 
 Prometheus's cost grows with the series it scrapes (memory, disk) and the rules' with
 the series they read (docs/rules-scaling.md): this is the number to multiply by the
@@ -7,11 +7,12 @@ replicas. ``boxkite-middleware check CONFIG`` prints it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .baseline import NUMERIC, Baseline, Column
-from .counting import ERROR_REASONS
+from .config import Config
+from .schema import OTHER, REASONS
 
 GUIDANCE_ABOVE = 5_000
 """Series per replica above which ``check`` points to the guidance."""
@@ -33,7 +34,7 @@ def column_series(column: Column) -> int:
 class SeriesCount:
     columns: int  # runtime series of the features and outputs
     baseline: int  # boxkite_baseline_* series (the same for every replica)
-    routes: int  # observed requests, rows and errors per reason, per route
+    routes: int  # observed requests, rows and errors per reason, per model and route
     widest: tuple[str, int] = ("", 0)  # the column with the most series, and how many
 
     @property
@@ -47,19 +48,46 @@ class SeriesCount:
         )
 
 
-def series_per_replica(baseline: Baseline, routes: int | Sequence[str] = 0) -> SeriesCount:
-    """Series on one replica's ``/metrics`` (boxkite's families; any other registry
-    served alongside, such as prometheus_client's default one, comes on top).
+def series_per_replica(
+    models: Baseline | Mapping[str, Baseline],
+    routes: int | Sequence[str | tuple[str, str]] = 0,
+) -> SeriesCount:
+    """Series of boxkite's families on one replica's ``/metrics`` (a registry served
+    alongside, such as prometheus_client's default one, comes on top).
 
-    ``routes``: the configured route paths (or their number); each distinct path
-    carries its own request, row and per-reason error counters.
+    ``models``: one baseline, or model name -> baseline. ``routes``: route paths (each
+    counted for every model), (model, path) pairs, or their number; each distinct pair
+    carries request, row and per-reason error counters.
     """
-    n_routes = routes if isinstance(routes, int) else len(set(routes))
-    per_column = [(f"{c.role} {c.name}", column_series(c)) for c in baseline.columns]
+    named = {"default": models} if isinstance(models, Baseline) else dict(models)
+    if isinstance(routes, int):
+        pairs = routes
+    else:
+        pairs = len({r if isinstance(r, tuple) else (m, r) for r in routes for m in named})
+    per_column = [
+        (f"{c.role} {c.name}" + (f" of model {m}" if len(named) > 1 else ""), column_series(c))
+        for m, baseline in named.items()
+        for c in baseline.columns
+    ]
     columns = sum(n for _, n in per_column)
     return SeriesCount(
         columns=columns,
-        baseline=columns + 1,  # + boxkite_baseline_rows
-        routes=n_routes * (2 + len(ERROR_REASONS)),
+        # + boxkite_baseline_rows per model (not for the stand-in of unknown models)
+        baseline=columns + sum(1 for b in named.values() if b.columns),
+        routes=pairs * (2 + len(REASONS)),
         widest=max(per_column, key=lambda p: p[1], default=("", 0)),
     )
+
+
+def series_of_config(config: Config) -> SeriesCount:
+    """:func:`series_per_replica` for a loaded config, with the pairs the middleware
+    counts: a route naming its model counts for it; a route whose path picks the model
+    counts for every model, and for ``__other__`` (requests naming no configured model)."""
+    pairs: list[tuple[str, str]] = []
+    for route in config.routes:
+        for model in [route.model] if route.model else list(config.models) + [OTHER]:
+            pairs.append((model, route.path))
+    models = dict(config.models)
+    if any(route.model is None for route in config.routes):
+        models[OTHER] = Baseline([])
+    return series_per_replica(models, pairs)

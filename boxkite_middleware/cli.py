@@ -61,17 +61,18 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .cardinality import GUIDANCE_ABOVE, series_per_replica
+    from .cardinality import GUIDANCE_ABOVE, series_of_config
     from .config import load_config
-    from .core import Core
+    from .observing import Observer
 
-    core = Core(load_config(args.config))
-    config = core.config
-    series = series_per_replica(config.baseline, [r.path for r in config.routes])
-    print(
-        f"{args.config}: OK. model {config.model!r}, baseline of "
-        f"{len(config.baseline.features)} features and {len(config.baseline.outputs)} outputs"
-    )
+    config = load_config(args.config)
+    observer = Observer(config, shared=False)  # counts in memory: no live directory touched
+    series = series_of_config(config)
+    for name, baseline in config.models.items():
+        print(
+            f"{args.config}: OK. model {name!r}, baseline of "
+            f"{len(baseline.features)} features and {len(baseline.outputs)} outputs"
+        )
     print(
         f"metrics at {config.metrics_path or '(not mounted)'}: {series}; "
         f"bodies over {config.max_body_bytes:,} bytes pass through unobserved"
@@ -85,68 +86,101 @@ def _cmd_check(args: argparse.Namespace) -> int:
         )
     for route in config.routes:
         how = f"preset {route.preset}" if route.preset else "paths"
-        print(f"  {' '.join(route.methods)} {route.path} ({how})")
-        names = list(route.features) or (config.baseline.feature_names if route.preset else [])
+        model = f"model {route.model}" if route.model else "model from the path"
+        print(f"  {' '.join(route.methods)} {route.path} ({how}; {model})")
+        baseline = config.models[route.model] if route.model else config.baseline
+        names = list(route.features) or (baseline.feature_names if route.preset else [])
         for name in names:
             path = route.features.get(name)
             print(f"    feature {name}" + (f" <- {path.text}" if path else ""))
-        outputs = list(route.predictions) or (config.baseline.output_names if route.preset else [])
+        outputs = list(route.predictions) or list(
+            route.outputs or (baseline.output_names if route.preset else [])
+        )
         for name in outputs:
             path = route.predictions.get(name)
             print(f"    output  {name}" + (f" <- {path.text}" if path else ""))
     if args.request:
-        _dry_run(core, args)
+        _dry_run(observer, args)
     return 0
 
 
-def _dry_run(core: Any, args: argparse.Namespace) -> None:
-    import orjson
+def _headers(pairs: list[str] | None) -> list[tuple[str, str]]:
+    out = []
+    for pair in pairs or ():
+        name, sep, value = pair.partition(":")
+        if not sep:
+            raise CommandError(f"header {pair!r}: write it as 'Name: value'")
+        out.append((name.strip(), value.strip()))
+    return out
 
-    from .extract import ShapeError
+
+def _dry_run(observer: Any, args: argparse.Namespace) -> None:
+    """Feed a captured request (and response) through the real request flow and show
+    which counters it moves."""
+    from .observing import body_headers
 
     route = (
-        next((r for r in core.routes if r.path == args.route), None)
+        next((r for r in observer.routes if r.path == args.route), None)
         if args.route
-        else core.routes[0]
+        else observer.routes[0]
     )
     if route is None:
         raise CommandError(f"no route {args.route!r} in the config")
-    names = {slots_index: s.column for slots_index, s in enumerate(core.monitor.layout.columns)}
+    path = args.path or route.path
 
-    def parse(path: str) -> Any:
+    def read(file: str) -> bytes:
         try:
-            with open(path, "rb") as f:
-                return orjson.loads(f.read())
+            with open(file, "rb") as f:
+                return f.read()
         except OSError as exc:
-            raise CommandError(f"{path}: {exc.strerror}") from None
-        except orjson.JSONDecodeError as exc:
-            raise CommandError(f"{path}: not JSON: {exc}") from None
+            raise CommandError(f"{file}: {exc.strerror}") from None
 
-    try:
-        rows, columns = route.extractor.request(parse(args.request))
+    request = read(args.request)
+    headers = [("Content-Type", "application/json"), *_headers(args.header)]
+    monitor = observer.monitor
+    before = monitor.snapshot()
+    exchange = observer.begin(route, path, body_headers(headers), len(request))
+    if exchange is not None:
+        exchange.add_request(request)
         if args.response:
-            rows, outputs = route.extractor.response(parse(args.response), rows)
-            columns = columns + outputs
-    except ShapeError:
-        raise CommandError(f"the bodies do not have the shape route {route.path} expects") from None
-    print(f"\ndry run of {route.path}: {rows} row(s)")
-    for index, values in columns:
-        column = names[index]
-        shown = ", ".join(json.dumps(v) for v in list(values)[:10])
-        more = f", ... ({len(values)} values)" if len(values) > 10 else ""
-        print(f"  {column.role:7} {column.name}: {shown}{more}")
+            response_headers = [("Content-Type", "application/json")]
+            response_headers += _headers(args.response_header)
+            exchange.start_response(200, body_headers(response_headers))
+            exchange.add_response(read(args.response))
+        exchange.finish()
+    moved = monitor.snapshot() - before
+    print(f"\ndry run of {path} (route {route.path}):")
+    for line in monitor.describe_counts(moved):
+        print(f"  {line}")
+    if not moved.any():
+        print("  nothing would be counted")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import report_from_prometheus, report_from_urls
+    from .readback import report_from_prometheus, report_from_urls
 
     thresholds = DriftThresholds(psi=args.psi, ks=args.ks, min_count=args.min_count)
-    if args.prometheus:
+    if args.baseline:
+        from .baseline import Baseline
+        from .datafile import drift_of_files
+
+        if not args.urls:
+            raise CommandError("with --baseline, give the current data files")
+        baseline = Baseline.load(args.baseline)
+        report = drift_of_files(baseline, args.urls, thresholds)
+        source = f"{', '.join(args.urls)} against {args.baseline}"
+    elif args.prometheus:
         report = report_from_prometheus(args.prometheus, args.window, args.model, thresholds)
+        source = f"Prometheus {args.prometheus}, last {args.window}"
     elif args.urls:
         report = report_from_urls(args.urls, args.model, thresholds)
+        source = "counts since start-up at " + ", ".join(args.urls)
     else:
-        raise CommandError("give /metrics URLs, or --prometheus URL")
+        raise CommandError("give /metrics URLs, --prometheus URL, or --baseline FILE DATA...")
+    if args.html:
+        from .html_report import write
+
+        write(report, args.html, title=args.title, source=source)
     if args.format == "json":
         print(
             json.dumps(
@@ -155,6 +189,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         )
     else:
         print(_colour(report, sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+    if args.html:
+        print(f"HTML report: {args.html}", file=sys.stderr)
     return 1 if report.drifted else 0
 
 
@@ -168,6 +204,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         port=args.port,
         out=lambda text: print(text, flush=True),
         render=lambda report: _colour(report, colour),
+        html_dir=None if args.no_html else args.html_dir,
     )
 
 
@@ -239,23 +276,36 @@ def parser() -> argparse.ArgumentParser:
         "middleware does; print the routes and what they extract.",
     )
     p.add_argument("config", help="boxkite.yaml")
-    p.add_argument("--request", metavar="FILE", help="a request body to dry-run")
-    p.add_argument("--response", metavar="FILE", help="its response body")
+    p.add_argument("--request", metavar="FILE", help="a captured request body to dry-run")
+    p.add_argument("--response", metavar="FILE", help="its response body (status 200)")
     p.add_argument("--route", metavar="PATH", help="the route of the dry run (default: first)")
+    p.add_argument("--path", help="the request's path, e.g. /v2/models/iris/infer")
+    p.add_argument(
+        "--header", action="append", metavar="'NAME: VALUE'", help="a request header (repeat)"
+    )
+    p.add_argument(
+        "--response-header", action="append", metavar="'NAME: VALUE'", help="a response header"
+    )
     p.set_defaults(run=_cmd_check)
 
     p = sub.add_parser(
         "report",
-        help="drift table from /metrics URLs or Prometheus",
+        help="drift table (and HTML report) from /metrics URLs, Prometheus, or a data file",
         description="Exit code: 0 no drift, 1 drift, 2 error.",
     )
     p.add_argument(
         "urls",
         nargs="*",
         metavar="URL",
-        help="/metrics URLs of every replica (counts since start, summed)",
+        help="/metrics URLs of every replica (counts since start, summed); "
+        "with --baseline: the current data files (CSV, JSON Lines, Parquet; summed)",
     )
     p.add_argument("--prometheus", metavar="URL", help="a Prometheus base URL instead")
+    p.add_argument(
+        "--baseline", metavar="FILE", help="compare data files with this baseline.json instead"
+    )
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
+    p.add_argument("--title", default="Drift report", help="the HTML report's title")
     p.add_argument("--window", default="1h", help="with --prometheus: the window (1h)")
     p.add_argument("--model", help="the model, when the servers export several")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -272,6 +322,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=600, help="rows per phase (600)")
     p.add_argument("--serve", action="store_true", help="keep serving /metrics afterwards")
     p.add_argument("--port", type=int, default=0, help="default: a free port")
+    p.add_argument(
+        "--html-dir",
+        default=".",
+        metavar="DIR",
+        help="where each phase's HTML report is written (default: the current directory)",
+    )
+    p.add_argument("--no-html", action="store_true", help="print the tables only")
     p.set_defaults(run=_cmd_demo)
 
     p = sub.add_parser(

@@ -18,14 +18,26 @@ from typing import Any
 
 import yaml
 
-from .access import MetricsAccess
 from .baseline import Baseline, BaselineError
 from .jsonpath import JSONPath, PathError, parse
+from .metrics_auth import MetricsAccess
+from .schema import OTHER, PRESETS
 
-PRESETS = ("flat", "kserve-v1", "kserve-v2", "mlflow")
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-_TOP_KEYS = ("model", "baseline", "metrics", "max_body_bytes", "routes")
-_ROUTE_KEYS = ("path", "methods", "features", "predictions", "preset", "input", "output")
+_TOP_KEYS = ("model", "baseline", "models", "metrics", "max_body_bytes", "routes")
+_MODEL_KEYS = ("name", "baseline")
+_ROUTE_KEYS = (
+    "path",
+    "methods",
+    "model",
+    "features",
+    "predictions",
+    "outputs",
+    "preset",
+    "input",
+    "output",
+)
+MODEL_SEGMENT = "{model}"  # a route path segment that picks the model by name
 _ROUTE_PATH = re.compile(r"^/(?:[^{}]*|\{[A-Za-z_][A-Za-z0-9_]*\})*$")
 
 
@@ -44,21 +56,34 @@ class RouteConfig:
     preset: str | None = None
     input: str | None = None
     output: str | None = None
+    model: str | None = None  # the one model it serves; None: ``{model}`` in the path picks
+    outputs: tuple[str, ...] | None = None  # unnamed output columns, in order
 
 
 @dataclass(frozen=True)
 class Config:
     """A validated config: the baseline is loaded and every path parsed."""
 
-    baseline: Baseline
+    models: dict[str, Baseline]  # name -> baseline, in config order
     routes: tuple[RouteConfig, ...]
-    model: str = "default"
     metrics_path: str | None = "/metrics"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     source: str | None = None
     metrics_access: MetricsAccess | None = None
     metrics_port: int | None = None  # serve /metrics on this port instead of the app's
     metrics_host: str = "0.0.0.0"
+    # Also show the app's own prometheus_client metrics (KServe's, say) on /metrics.
+    include_default_registry: bool = True
+
+    @property
+    def model(self) -> str:
+        """The first (usually the only) model's name."""
+        return next(iter(self.models))
+
+    @property
+    def baseline(self) -> Baseline:
+        """The first (usually the only) model's baseline."""
+        return self.models[self.model]
 
 
 class _Lines(dict):
@@ -153,15 +178,15 @@ def load_config(config: Config | Mapping[str, Any] | str | os.PathLike[str]) -> 
 
 def _build(data: Mapping[str, Any], reader: _Reader, base_dir: str) -> Config:
     reader.mapping(data, data, "config", _TOP_KEYS)
-    for required in ("baseline", "routes"):
-        if required not in data:
-            raise reader.error(data, None, f"missing required key {required!r}")
-    model = data.get("model", "default")
-    if not isinstance(model, str) or not model:
-        raise reader.error(data, "model", "'model' must be a non-empty string")
-    baseline = _baseline(data["baseline"], data, reader, base_dir)
+    if "routes" not in data:
+        raise reader.error(data, None, "missing required key 'routes'")
+    models = _models(data, reader, base_dir)
 
     metrics_path, access, port, host = _metrics(data, reader)
+    metrics = data.get("metrics")
+    include = metrics.get("include_default_registry", True) if metrics else True
+    if not isinstance(include, bool):
+        raise reader.error(metrics, "include_default_registry", "must be true or false")
 
     limit = data.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
@@ -170,7 +195,7 @@ def _build(data: Mapping[str, Any], reader: _Reader, base_dir: str) -> Config:
     routes = data["routes"]
     if not isinstance(routes, list) or not routes:
         raise reader.error(data, "routes", "'routes' must be a non-empty list")
-    built = tuple(_route(r, routes, i, baseline, reader) for i, r in enumerate(routes))
+    built = tuple(_route(r, routes, i, models, reader) for i, r in enumerate(routes))
     seen: set[tuple[str, str]] = set()
     for i, route in enumerate(built):
         for method in route.methods:
@@ -180,19 +205,58 @@ def _build(data: Mapping[str, Any], reader: _Reader, base_dir: str) -> Config:
         if route.path == metrics_path:
             raise reader.error(routes, i, f"route {route.path} is the metrics path")
     return Config(
-        baseline=baseline,
+        models=models,
         routes=built,
-        model=model,
         metrics_path=metrics_path,
         max_body_bytes=limit,
         source=reader.source,
         metrics_access=access,
         metrics_port=port,
         metrics_host=host,
+        include_default_registry=include,
     )
 
 
-_METRICS_KEYS = ("path", "port", "host", "allow", "bearer_token_env", "basic_auth_env")
+def _models(data: Mapping[str, Any], reader: _Reader, base_dir: str) -> dict[str, Baseline]:
+    """``model`` + ``baseline``, or a ``models`` list of names and baselines."""
+    if "models" not in data:
+        if "baseline" not in data:
+            raise reader.error(data, None, "missing required key 'baseline' (or 'models')")
+        model = data.get("model", "default")
+        if not isinstance(model, str) or not model:
+            raise reader.error(data, "model", "'model' must be a non-empty string")
+        return {model: _baseline(data["baseline"], data, reader, base_dir)}
+    for key in ("model", "baseline"):
+        if key in data:
+            raise reader.error(
+                data, key, f"'{key}' goes inside each entry of 'models', not next to it"
+            )
+    entries = data["models"]
+    if not isinstance(entries, list) or not entries:
+        raise reader.error(data, "models", "'models' must be a non-empty list of name + baseline")
+    models: dict[str, Baseline] = {}
+    for i, entry in enumerate(entries):
+        reader.mapping(entry, entries, i, _MODEL_KEYS)
+        name = entry.get("name")
+        if not isinstance(name, str) or not name or name == OTHER:
+            raise reader.error(entry, "name", "each model needs a 'name' (a non-empty string)")
+        if name in models:
+            raise reader.error(entry, "name", f"model {name!r} is configured twice")
+        if "baseline" not in entry:
+            raise reader.error(entry, "name", f"model {name!r} needs a 'baseline'")
+        models[name] = _baseline(entry["baseline"], entry, reader, base_dir)
+    return models
+
+
+_METRICS_KEYS = (
+    "path",
+    "port",
+    "host",
+    "allow",
+    "bearer_token_env",
+    "basic_auth_env",
+    "include_default_registry",
+)
 _SECRETS = ("token", "bearer_token", "password", "basic_auth", "credentials")
 
 
@@ -270,7 +334,9 @@ def _baseline(value: Any, data: Mapping, reader: _Reader, base_dir: str) -> Base
         raise reader.error(data, "baseline", str(exc)) from exc
 
 
-def _route(data: Any, routes: list, index: int, baseline: Baseline, reader: _Reader) -> RouteConfig:
+def _route(
+    data: Any, routes: list, index: int, models: Mapping[str, Baseline], reader: _Reader
+) -> RouteConfig:
     reader.mapping(data, routes, index, _ROUTE_KEYS)
     path = data.get("path")
     if not isinstance(path, str) or not _ROUTE_PATH.match(path):
@@ -286,6 +352,9 @@ def _route(data: Any, routes: list, index: int, baseline: Baseline, reader: _Rea
     if "HEAD" in methods:
         raise reader.error(data, "methods", "HEAD requests carry no body and are not observed")
 
+    model = _route_model(data, path, models, reader)
+    served = list(models.values()) if model is None else [models[model]]
+
     preset = data.get("preset")
     if preset is not None and preset not in PRESETS:
         raise reader.error(
@@ -298,18 +367,16 @@ def _route(data: Any, routes: list, index: int, baseline: Baseline, reader: _Rea
             raise reader.error(data, option, f"{option!r} must be a tensor name")
     if preset is not None and "features" in data:
         raise reader.error(data, "features", f"preset {preset} maps the features itself")
-    if preset is not None and "predictions" not in data and len(baseline.outputs) != 1:
-        raise reader.error(
-            data,
-            "preset",
-            f"preset {preset} needs a baseline with exactly one output, "
-            f"or 'predictions' (the baseline has {len(baseline.outputs)})",
-        )
 
-    features = _paths(data, "features", baseline.feature_names, "feature", reader)
-    predictions = _paths(data, "predictions", baseline.output_names, "output", reader)
+    features = _paths(data, "features", served, "feature", reader)
+    predictions = _paths(data, "predictions", served, "output", reader)
+    outputs = _output_order(data, served, reader)
     if preset is None and not features and not predictions:
         raise reader.error(data, "path", f"route {path} observes nothing: add features or a preset")
+    if outputs is not None and (preset is None or predictions):
+        raise reader.error(
+            data, "outputs", "'outputs' orders a preset's unnamed output columns; paths name them"
+        )
     fans = {p.fans_out for p in [*features.values(), *predictions.values()]}
     if len(fans) > 1:
         raise reader.error(
@@ -326,23 +393,70 @@ def _route(data: Any, routes: list, index: int, baseline: Baseline, reader: _Rea
         preset=preset,
         input=data.get("input"),
         output=data.get("output"),
+        model=model,
+        outputs=outputs,
     )
 
 
+def _route_model(
+    data: Mapping, path: str, models: Mapping[str, Baseline], reader: _Reader
+) -> str | None:
+    """The model a route serves, or None when ``{model}`` in its path picks one."""
+    named = data.get("model")
+    if MODEL_SEGMENT in path:
+        if named is not None:
+            raise reader.error(
+                data, "model", f"route {path} picks its model from the path: drop 'model'"
+            )
+        return None
+    if named is None:
+        if len(models) > 1:
+            raise reader.error(
+                data,
+                "path",
+                f"route {path}: several models are configured; add 'model: <name>' "
+                f"(one of: {', '.join(models)}) or a {MODEL_SEGMENT} path segment",
+            )
+        return next(iter(models))
+    if named not in models:
+        raise reader.error(
+            data, "model", f"model {named!r} is not configured (one of: {', '.join(models)})"
+        )
+    return named
+
+
+def _output_order(data: Mapping, served: list[Baseline], reader: _Reader) -> tuple[str, ...] | None:
+    if "outputs" not in data:
+        return None
+    names = data["outputs"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise reader.error(data, "outputs", "'outputs' must be a list of output names")
+    for baseline in served:
+        for name in names:
+            if name not in baseline.output_names:
+                has = ", ".join(baseline.output_names) or "none"
+                raise reader.error(
+                    data, "outputs", f"output {name!r} is not in the baseline (it has: {has})"
+                )
+    return tuple(names)
+
+
 def _paths(
-    data: Mapping, key: str, known: list[str], role: str, reader: _Reader
+    data: Mapping, key: str, served: list[Baseline], role: str, reader: _Reader
 ) -> dict[str, JSONPath]:
     if key not in data:
         return {}
     mapping = data[key]
     if not isinstance(mapping, Mapping) or not mapping:
         raise reader.error(data, key, f"{key!r} must map {role} names to paths")
-    for name in mapping:
-        if name not in known:
-            has = ", ".join(known) or "none"
-            raise reader.error(
-                mapping, name, f"{role} {name!r} is not in the baseline (it has: {has})"
-            )
+    for baseline in served:
+        known = baseline.feature_names if role == "feature" else baseline.output_names
+        for name in mapping:
+            if name not in known:
+                has = ", ".join(known) or "none"
+                raise reader.error(
+                    mapping, name, f"{role} {name!r} is not in the baseline (it has: {has})"
+                )
     parsed = {}
     for name, text in mapping.items():
         try:

@@ -14,25 +14,15 @@ import os
 import threading
 import weakref
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import orjson
 
 from .baseline import NUMERIC, Baseline, Column
-from .values import as_number, bin_floats, category_codes, category_key, to_floats
-
-ERROR_REASONS = (
-    "body_too_large",  # over max_body_bytes: passed through unread
-    "content_type",  # not a JSON content type
-    "content_encoding",  # a compression not decoded, or over the decompression cap
-    "invalid_json",  # not parseable as JSON (NaN/Infinity literals included)
-    "incomplete",  # the request body did not arrive whole
-    "shape",  # parsed, but not the structure the route expects (rows that do not line up)
-    "internal",  # a bug in the middleware: counted, never raised into the app
-)
-"""Values of the ``reason`` label of ``boxkite_observation_errors_total``."""
+from .binning import as_number, bin_floats, category_codes, category_key, to_floats
+from .schema import REASONS, Reason
 
 # Up to this many rows, a Python loop beats numpy's per-call overhead.
 _SMALL_BATCH = 8
@@ -71,6 +61,7 @@ class _Slots:
     """Where one column's counts live, and how one value is counted."""
 
     __slots__ = (
+        "model",
         "column",
         "start",
         "bins",
@@ -84,7 +75,8 @@ class _Slots:
         "plan",
     )
 
-    def __init__(self, column: Column, start: int) -> None:
+    def __init__(self, model: str, column: Column, start: int) -> None:
+        self.model = model
         self.column = column
         self.start = start
         self.bins = len(column.counts)
@@ -124,42 +116,48 @@ class _Slots:
 class Layout:
     """Offsets of every count of one monitor in its flat array.
 
-    Per column: its bins, then missing, then (numeric) the sum. Per route:
-    observed requests, observed rows, then one slot per error reason.
+    Per model, per column: its bins, then missing, then (numeric) the sum. Per
+    (model, route) pair: observed requests, observed rows, then one slot per error
+    reason. ``models`` maps each model name to its baseline; ``routes`` lists the
+    (model, route path) pairs that count requests.
     """
 
-    def __init__(self, baseline: Baseline, model: str, routes: Sequence[str] = ()) -> None:
-        self.baseline = baseline
-        self.model = model
+    def __init__(
+        self,
+        models: Mapping[str, Baseline],
+        routes: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.models = dict(models)
         self.routes = tuple(routes)
         self.columns: list[_Slots] = []
+        self._columns: dict[tuple[str, str, str], int] = {}
         offset = 0
-        for column in baseline.columns:
-            slots = _Slots(column, offset)
-            self.columns.append(slots)
-            offset = slots.end
+        for model, baseline in self.models.items():
+            for column in baseline.columns:
+                slots = _Slots(model, column, offset)
+                self._columns[(model, column.role, column.name)] = len(self.columns)
+                self.columns.append(slots)
+                offset = slots.end
         self.route_offset = offset
-        self.route_width = 2 + len(ERROR_REASONS)
+        self.route_width = 2 + len(REASONS)
         self.size = offset + self.route_width * len(self.routes)
         description = orjson.dumps(
             [
-                model,
-                list(self.routes),
-                ERROR_REASONS,
-                baseline.to_dict()["features"],
-                baseline.to_dict()["outputs"],
+                [[m, b.to_dict()["features"], b.to_dict()["outputs"]] for m, b in models.items()],
+                [list(r) for r in self.routes],
+                [r.label for r in REASONS],
             ]
         )
         self.key = hashlib.sha256(description).hexdigest()[:16]
 
-    def column_index(self, role: str, name: str) -> int:
-        for i, slots in enumerate(self.columns):
-            if slots.column.role == role and slots.column.name == name:
-                return i
-        raise KeyError(f"{role} {name!r}")
+    def column_index(self, model: str, role: str, name: str) -> int:
+        try:
+            return self._columns[(model, role, name)]
+        except KeyError:
+            raise KeyError(f"{model}: {role} {name!r}") from None
 
     def route_slots(self, route: int) -> tuple[int, int, int]:
-        """(requests slot, rows slot, first error slot) of a route."""
+        """(requests slot, rows slot, first error slot) of a (model, route) pair."""
         base = self.route_offset + route * self.route_width
         return base, base + 1, base + 2
 
@@ -216,9 +214,9 @@ class Recorder:
                 buf[requests] += 1.0
                 buf[row_slot] += rows
 
-    def error(self, route: int, reason: str) -> None:
+    def error(self, route: int, reason: Reason) -> None:
         """Count a request whose body could not be observed."""
-        slot = self.layout.route_slots(route)[2] + ERROR_REASONS.index(reason)
+        slot = self._routes[route][2] + reason
         with self._lock:
             (self.store.buf or self.store.open())[slot] += 1.0
 

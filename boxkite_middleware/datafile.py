@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,7 +34,10 @@ from .baseline import (
     categorical_column,
     quantile_edges,
 )
-from .values import bin_floats, category_key, to_floats
+from .binning import bin_floats, category_key, to_floats
+
+if TYPE_CHECKING:
+    from .drift import DriftReport, DriftThresholds
 
 CHUNK_ROWS = 100_000
 SAMPLE_SIZE = 200_000
@@ -274,3 +277,56 @@ def terminal_progress(stream=sys.stderr) -> Callable[[str, int], None] | None:
         stream.flush()
 
     return show
+
+
+def drift_of_files(
+    baseline: Baseline,
+    paths: Sequence[str],
+    thresholds: DriftThresholds | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> DriftReport:
+    """Drift of current data files (same formats as :func:`build_baseline`, counts
+    summed over the files) against ``baseline``, counted in chunks with the baseline
+    builder's rules for text fields.
+
+    Every baseline feature and output found as a column is compared; the rest are
+    left out, as in :meth:`Baseline.drift`.
+    """
+    from .drift import DriftReport, compare
+
+    for path in paths:
+        if not os.path.exists(path):
+            raise BaselineError(f"{path}: no such file")
+    columns = {c.name: c for c in baseline.columns}
+    counts = {n: np.zeros(len(c.counts), dtype=np.int64) for n, c in columns.items()}
+    missing = dict.fromkeys(columns, 0)
+    seen: set[str] = set()
+    for path in paths:
+        text = not path.lower().endswith((".jsonl", ".ndjson", ".json", ".parquet", ".pq"))
+        for chunk in chunks(path, chunk_rows):
+            for name, values in chunk.items():
+                column = columns.get(name)
+                if column is None:
+                    continue
+                seen.add(name)
+                if column.kind == NUMERIC:
+                    binned, lost, _ = bin_floats(column.edges, _floats(values, text)[0])
+                else:
+                    keys = Counter(values) if text else Counter(map(category_key, values))
+                    lost = keys.pop("" if text else None, 0)
+                    index = {c: i for i, c in enumerate(column.categories)}
+                    binned = np.zeros(len(index), dtype=np.int64)
+                    for key, count in (_text_key_counts(keys) if text else keys).items():
+                        binned[index.get(key, len(index) - 1)] += count  # unseen: __other__
+                counts[name] += binned
+                missing[name] += lost
+    if not seen:
+        known = ", ".join(columns)
+        raise BaselineError(
+            f"{', '.join(paths)}: none of the baseline's columns ({known}) is in the data"
+        )
+    return DriftReport(
+        compare(c, counts[c.name], missing[c.name], thresholds)
+        for c in baseline.columns
+        if c.name in seen
+    )

@@ -23,11 +23,14 @@ import numpy as np
 
 from .baseline import Baseline
 from .drift import DriftReport
-from .metrics_server import serve as serve_in_thread
-from .report import fetch, report_between
+from .html_report import write as write_html
+from .readback import fetch, report_between
+from .scraping import serve as serve_in_thread
 from .wsgi import BoxkiteWSGIMiddleware
 
 SHIFTED = ("bmi", "bp")
+PHASE_FILES = ("boxkite-demo-phase1.html", "boxkite-demo-phase2-drifted.html")
+"""The HTML report of each phase, written into ``html_dir``."""
 
 
 def _data() -> tuple[np.ndarray, np.ndarray, list[str], str]:
@@ -96,14 +99,38 @@ def _send(base: str, rows: np.ndarray, names: list[str]) -> None:
         )
 
 
+def _html(
+    report: DriftReport,
+    html_dir: str | Path | None,
+    phase: int,
+    what: str,
+    out: Callable[[str], None],
+) -> None:
+    """Write one phase's HTML report and say where; a blank line closes the phase."""
+    if html_dir is not None:
+        path = Path(html_dir) / PHASE_FILES[phase]
+        write_html(
+            report,
+            str(path),
+            title=f"boxkite demo, phase {phase + 1}: {what}",
+            source="the demo server's /metrics, counts of this phase only",
+        )
+        out(f"HTML report: {path.resolve()}")
+    out("")
+
+
 def run(
     requests: int = 600,
     serve: bool = False,
     port: int = 0,
     out: Callable[[str], None] = print,
     render: Callable[[DriftReport], str] = str,
+    html_dir: str | Path | None = None,
 ) -> int:
-    """Run the demo; returns the exit code (0 when the drifted phase was detected)."""
+    """Run the demo; returns the exit code (0 when the drifted phase was detected).
+
+    With ``html_dir``, each phase's report is also written there as HTML.
+    """
     started = time.perf_counter()
     x, y, names, source = _data()
     predict = _fit(x, y)
@@ -140,7 +167,9 @@ def run(
             _send(base, normal, names)
             middle = [fetch(f"{base}/metrics")]
             out(f"Phase 1: {requests} requests drawn like the training data")
-            out(render(report_between(start, middle)) + "\n")
+            first = report_between(start, middle)
+            out(render(first))
+            _html(first, html_dir, 0, f"{requests} requests like the training data", out)
             drifted = x[rng.integers(0, len(x), requests)].copy()
             for name in SHIFTED:
                 drifted[:, names.index(name)] += rng.uniform(0.02, 0.05, requests)
@@ -150,7 +179,14 @@ def run(
                 f"Phase 2: {requests} requests with {' and '.join(SHIFTED)} shifted up "
                 "(new patients)"
             )
-            out(render(second) + "\n")
+            out(render(second))
+            _html(
+                second,
+                html_dir,
+                1,
+                f"{requests} requests, {' and '.join(SHIFTED)} shifted up",
+                out,
+            )
             out(f"Metrics for Prometheus: {base}/metrics")
             out(f"Done in {time.perf_counter() - started:.1f} s.")
             if serve:

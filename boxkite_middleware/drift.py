@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -87,8 +87,28 @@ def ks(expected: Sequence[float], actual: Sequence[float]) -> float:
 
 
 @dataclass(frozen=True)
+class Bins:
+    """Both distributions of one column, bin by bin, so a report can draw them.
+
+    ``labels`` are the runtime ``le`` bounds (``+Inf`` last) of a numeric column or
+    its categories (``__other__`` last). Shares are of the values counted into bins
+    (raw, unsmoothed), so each side sums to 1 unless it is empty.
+    """
+
+    labels: tuple[str, ...]
+    baseline: tuple[float, ...]
+    current: tuple[float, ...]
+    baseline_n: int
+    baseline_missing_share: float
+
+
+@dataclass(frozen=True)
 class DriftRow:
-    """Drift of one feature or output. Metrics are None when either side is empty."""
+    """Drift of one feature or output. Metrics are None when either side is empty.
+
+    ``bins`` and ``thresholds`` say what the numbers were computed from; they are
+    not part of :meth:`DriftReport.to_dicts` (whose keys are a stable contract).
+    """
 
     name: str
     role: str
@@ -100,6 +120,19 @@ class DriftRow:
     kl: float | None
     js: float | None
     drifted: bool
+    bins: Bins | None = field(default=None, repr=False, compare=False)
+    thresholds: DriftThresholds = field(default=DEFAULT_THRESHOLDS, repr=False, compare=False)
+
+    @property
+    def unseen_share(self) -> float | None:
+        """Current share of ``__other__`` (categories the baseline did not keep)."""
+        if self.kind != "categorical" or self.bins is None or not self.bins.labels:
+            return None
+        return self.bins.current[-1]
+
+
+ROW_FIELDS = ("name", "role", "kind", "n", "missing_share", "psi", "ks", "kl", "js", "drifted")
+"""The keys of :meth:`DriftReport.to_dicts`, in order."""
 
 
 def compare(
@@ -116,9 +149,28 @@ def compare(
     n = int(round(counts.sum()))
     rows = n + missing
     missing_share = float(missing / rows) if rows else 0.0
+    base_rows = column.n + column.missing
+    bins = Bins(
+        tuple(column.labels),
+        tuple(_shares(column.counts).tolist()),
+        tuple(_shares(counts).tolist()),
+        column.n,
+        column.missing / base_rows if base_rows else 0.0,
+    )
+    extra = {"bins": bins, "thresholds": limits}
     if n == 0 or column.n == 0:
         return DriftRow(
-            column.name, column.role, column.kind, n, missing_share, None, None, None, None, False
+            column.name,
+            column.role,
+            column.kind,
+            n,
+            missing_share,
+            None,
+            None,
+            None,
+            None,
+            False,
+            **extra,
         )
     p = psi(column.counts, counts)
     k = ks(column.counts, counts) if column.kind == "numeric" else None
@@ -134,14 +186,18 @@ def compare(
         kl(column.counts, counts),
         js(column.counts, counts),
         drifted,
+        **extra,
     )
 
 
 class DriftReport:
     """One :class:`DriftRow` per feature and output; prints as a table."""
 
-    def __init__(self, rows: Iterable[DriftRow]) -> None:
+    def __init__(self, rows: Iterable[DriftRow], thresholds: DriftThresholds | None = None) -> None:
         self.rows = list(rows)
+        self.thresholds = thresholds or (
+            self.rows[0].thresholds if self.rows else DEFAULT_THRESHOLDS
+        )
 
     def __iter__(self) -> Iterator[DriftRow]:
         return iter(self.rows)
@@ -160,7 +216,19 @@ class DriftReport:
         return [r for r in self.rows if r.drifted]
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        return [asdict(r) for r in self.rows]
+        return [{key: getattr(r, key) for key in ROW_FIELDS} for r in self.rows]
+
+    def to_html(
+        self, title: str = "Drift report", quality: Any = None, source: str | None = None
+    ) -> str:
+        """One self-contained HTML page (inline SVG and CSS, no network at view time).
+
+        ``quality``: an optional mapping of model-quality figures to show above the
+        drift sections (see :func:`~.html_report.render`).
+        """
+        from .html_report import render
+
+        return render(self, title=title, quality=quality, source=source)
 
     def __str__(self) -> str:
         header = ("name", "role", "kind", "n", "missing", "psi", "ks", "kl", "js", "drifted")

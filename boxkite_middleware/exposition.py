@@ -29,8 +29,22 @@ from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.utils import floatToGoString
 
-from .baseline import FEATURE, NUMERIC
-from .counting import ERROR_REASONS, Layout
+from .baseline import NUMERIC
+from .counting import Layout
+from .schema import (
+    BASELINE_ROWS,
+    BIN,
+    CATEGORY,
+    MODEL,
+    NEXT,
+    OBSERVATION_ERRORS,
+    OBSERVED_REQUESTS,
+    OBSERVED_ROWS,
+    REASON,
+    REASONS,
+    ROLES,
+    ROUTE,
+)
 
 _HELP = {
     "value": "Runtime {role} values, counted into the baseline's bins.",
@@ -65,79 +79,70 @@ def _bin_labels(i: int, buckets: int) -> dict[str, str]:
     joining on ``bin``, a label Prometheus never rewrites, instead of matching ``le``
     text across metric types (Prometheus 3 normalises ``le`` of histograms only).
     """
-    labels = {"bin": str(i + 1)}
+    labels = {BIN: str(i + 1)}
     if i + 1 < buckets:
-        labels["next"] = str(i + 2)
+        labels[NEXT] = str(i + 2)
     return labels
 
 
 def _column_families(layout: Layout, baseline: bool) -> list[Family]:
-    prefix, kind, doc, total = (
-        ("boxkite_baseline_", "gauge", "baseline_", "")
-        if baseline
-        else ("boxkite_", "counter", "", "_total")
-    )
+    kind, doc, total = ("gauge", "baseline_", "") if baseline else ("counter", "", "_total")
     families = []
-    for role, label in ((FEATURE, "feature"), ("output", "prediction")):
-        name = f"{prefix}{label}"
-        value = Family(f"{name}_value", "histogram", _HELP[f"{doc}value"].format(role=label), [])
-        cat = Family(f"{name}_category", kind, _HELP[f"{doc}category"].format(role=label), [])
-        missing = Family(f"{name}_missing", kind, _HELP[f"{doc}missing"].format(role=label), [])
+    for role in ROLES:
+        value_name = role.value(baseline)
+        category_name = role.category(baseline)
+        missing_name = role.missing(baseline)
+        value = Family(value_name, "histogram", _HELP[f"{doc}value"].format(role=role.word), [])
+        cat = Family(category_name, kind, _HELP[f"{doc}category"].format(role=role.word), [])
+        missing = Family(missing_name, kind, _HELP[f"{doc}missing"].format(role=role.word), [])
         for slots in layout.columns:
             column = slots.column
-            if column.role != role:
+            if column.role != role.role:
                 continue
-            labels = {
-                "model": layout.model,
-                "feature" if role == FEATURE else "output": column.name,
-            }
+            labels = {MODEL: slots.model, role.label: column.name}
             if column.kind == NUMERIC:
                 for i, le in enumerate(column.le):
                     bucket = dict(labels, le=le)
                     if baseline:
                         bucket.update(_bin_labels(i, len(column.le)))
-                    value.samples.append((f"{name}_value_bucket", bucket, slots.start + i))
+                    value.samples.append((f"{value_name}_bucket", bucket, slots.start + i))
                 last_bin = slots.start + slots.bins - 1
-                value.samples.append((f"{name}_value_count", labels, last_bin))
-                value.samples.append((f"{name}_value_sum", labels, slots.sum))
+                value.samples.append((f"{value_name}_count", labels, last_bin))
+                value.samples.append((f"{value_name}_sum", labels, slots.sum))
             else:
                 for i, category in enumerate(column.categories):
                     cat.samples.append(
                         (
-                            f"{name}_category{total}",
-                            dict(labels, category=category),
+                            f"{category_name}{total}",
+                            dict(labels, **{CATEGORY: category}),
                             slots.start + i,
                         )
                     )
-            missing.samples.append((f"{name}_missing{total}", labels, slots.missing))
+            missing.samples.append((f"{missing_name}{total}", labels, slots.missing))
         families += [f for f in (value, cat, missing) if f.samples]
     return families
 
 
 def _route_families(layout: Layout) -> list[Family]:
-    requests = Family(
-        "boxkite_observed_requests", "counter", "Requests whose bodies were observed.", []
-    )
+    requests = Family(OBSERVED_REQUESTS, "counter", "Requests whose bodies were observed.", [])
     rows = Family(
-        "boxkite_observed_rows",
-        "counter",
-        "Rows observed (a batch request counts each of its rows).",
-        [],
+        OBSERVED_ROWS, "counter", "Rows observed (a batch request counts each of its rows).", []
     )
     errors = Family(
-        "boxkite_observation_errors",
-        "counter",
-        "Requests whose body could not be observed, by reason.",
-        [],
+        OBSERVATION_ERRORS, "counter", "Requests whose body could not be observed, by reason.", []
     )
-    for i, route in enumerate(layout.routes):
-        labels = {"model": layout.model, "route": route}
+    for i, (model, route) in enumerate(layout.routes):
+        labels = {MODEL: model, ROUTE: route}
         req, row, err = layout.route_slots(i)
-        requests.samples.append(("boxkite_observed_requests_total", labels, req))
-        rows.samples.append(("boxkite_observed_rows_total", labels, row))
-        for j, reason in enumerate(ERROR_REASONS):
+        requests.samples.append((f"{OBSERVED_REQUESTS}_total", labels, req))
+        rows.samples.append((f"{OBSERVED_ROWS}_total", labels, row))
+        for reason in REASONS:
             errors.samples.append(
-                ("boxkite_observation_errors_total", dict(labels, reason=reason), err + j)
+                (
+                    f"{OBSERVATION_ERRORS}_total",
+                    dict(labels, **{REASON: reason.label}),
+                    err + reason,
+                )
             )
     return [requests, rows, errors] if layout.routes else []
 
@@ -158,12 +163,10 @@ class Exposition:
         self._mask[self._bin_slots] = 1.0
         baseline_values = self._derive(self._baseline_values())
         self.baseline = [f.metric(baseline_values) for f in _column_families(layout, baseline=True)]
-        rows = Metric(
-            "boxkite_baseline_rows", "Rows in the training data of the baseline.", "gauge"
-        )
-        rows.add_sample(
-            "boxkite_baseline_rows", {"model": layout.model}, float(layout.baseline.rows)
-        )
+        rows = Metric(BASELINE_ROWS, "Rows in the training data of the baseline.", "gauge")
+        for model, baseline in layout.models.items():
+            if baseline.columns:  # not the stand-in that counts requests for unknown models
+                rows.add_sample(BASELINE_ROWS, {MODEL: model}, float(baseline.rows))
         self.baseline.append(rows)
         self._templates: dict[str, _Template] = {}
 
@@ -178,7 +181,7 @@ class Exposition:
         return values
 
     def _derive(self, values: np.ndarray) -> np.ndarray:
-        running = np.concatenate(([0.0], np.cumsum(values * self._mask)))
+        running = np.concatenate(([0.0], np.cumsum(np.where(self._mask, values, 0.0))))
         derived = values.astype(np.float64, copy=True)
         derived[self._bin_slots] = running[self._bin_slots + 1] - running[self._bin_starts]
         return derived
@@ -198,6 +201,9 @@ class Exposition:
             template = _Template(encoder(_Families(zeros)), len(self._index))
             self._templates[content_type] = template
         return template.fill(self._derive(values)[self._index].tolist())
+
+
+_EOF = b"# EOF\n"  # OpenMetrics' last line: one, after every family
 
 
 class _Families:
@@ -260,16 +266,23 @@ def render(
     accept: str | None = None,
     accept_encoding: str | None = None,
     names: Sequence[str] | None = None,
+    extra: Callable[[str | None, list[str] | None], bytes] | None = None,
 ) -> tuple[bytes, list[tuple[str, str]]]:
     """Body and headers of a scrape, negotiated like prometheus_client's own handlers.
 
     ``names``: the ``name[]`` query parameters, to restrict the output to some series.
+    ``extra(accept, names)``: more families in the same format, without ``# EOF``.
     """
     encoder, content_type = choose_encoder(accept or "")
     if names:
         body = encoder(make_registry(exposition, snapshot).restricted_registry(names))
     else:
         body = exposition.encode(snapshot(), encoder, content_type)
+    if extra is not None:
+        more = extra(accept, list(names) if names else None)
+        if more:
+            eof = body.endswith(_EOF)
+            body = (body[: -len(_EOF)] if eof else body) + more + (_EOF if eof else b"")
     headers = [("Content-Type", content_type)]
     if gzip_accepted(accept_encoding or ""):
         body = gzip.compress(body, compresslevel=6)

@@ -9,7 +9,7 @@ route raises :class:`ShapeError`, counted as ``reason="shape"``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from operator import itemgetter
 from typing import Any
 
@@ -189,18 +189,61 @@ def _unwrap(value: Any) -> Any:
     return value[0] if type(value) is list and len(value) == 1 else value
 
 
+def _event_data(doc: Any) -> Any:
+    """The payload of a CloudEvent in structured mode (KServe V1), else the document."""
+    if type(doc) is dict and "specversion" in doc and "data" in doc:
+        return doc["data"]
+    return doc
+
+
+def _text_number(value: Any) -> Any:
+    """A number sent as text in a BYTES tensor, as a number; anything else unchanged."""
+    if type(value) is str:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _unwrap(value: Any) -> Any:
+    """One output per row: ``[x]`` is x (a column vector), anything else as is."""
+    return value[0] if type(value) is list and len(value) == 1 else value
+
+
+def _event_data(doc: Any) -> Any:
+    """The payload of a CloudEvent in structured mode (KServe V1), else the document."""
+    if type(doc) is dict and "specversion" in doc and "data" in doc:
+        return doc["data"]
+    return doc
+
+
+def _text_number(value: Any) -> Any:
+    """A number sent as text in a BYTES tensor, as a number; anything else unchanged."""
+    if type(value) is str:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 class _Preset(Extractor):
-    """Shared by the presets: outputs from the config's ``predictions`` if given."""
+    """Shared by the presets: outputs by name, or unnamed columns in the route's
+    ``outputs`` order (the baseline's by default), unless ``predictions`` paths."""
 
     def __init__(
         self,
         route: RouteConfig,
         features: Mapping[str, int],
         outputs: Mapping[str, int],
+        numeric: Set[int] = frozenset(),
     ) -> None:
         self.names = list(features)
         self.cols = list(features.values())
-        self.output_names = list(outputs)
+        self.outputs = dict(outputs)
+        self.output_names = list(route.outputs or outputs)
+        self.numeric = numeric
         self.route = route
         self._paths = (
             PathExtractor([], [(outputs[n], p) for n, p in route.predictions.items()])
@@ -208,7 +251,9 @@ class _Preset(Extractor):
             else None
         )
         self.output_columns = (
-            [outputs[n] for n in route.predictions] if route.predictions else list(outputs.values())
+            [outputs[n] for n in route.predictions]
+            if route.predictions
+            else [outputs[n] for n in self.output_names]
         )
         self.has_outputs = bool(self.output_columns)
 
@@ -216,11 +261,25 @@ class _Preset(Extractor):
         if self._paths is not None:
             return self._paths.response(doc, rows)
         values = self.predictions(doc)
-        if type(values) is not list or (rows is not None and len(values) != rows):
+        if type(values) is dict:  # a dict of columns, by output name
+            names = [n for n in values if n in self.outputs]
+            count, columns = _columnar(values, names, [self.outputs[n] for n in names])
+        elif type(values) is list:
+            count = len(values)
+            if len(self.output_columns) == 1 and not (values and type(values[0]) is dict):
+                columns = [(self.output_columns[0], [_unwrap(v) for v in values])]
+            elif values and all(type(v) is dict for v in values):  # records, by name
+                columns = [
+                    (col, [v.get(n) for v in values])
+                    for n, col in zip(self.output_names, self.output_columns)
+                ]
+            else:
+                columns = _transpose(values, self.output_names, self.output_columns)
+        else:
             raise ShapeError
-        if len(self.output_columns) == 1:
-            return len(values), [(self.output_columns[0], [_unwrap(v) for v in values])]
-        return len(values), _transpose(values, self.output_names, self.output_columns)
+        if rows is not None and count != rows:
+            raise ShapeError
+        return count, columns
 
     def predictions(self, doc: Any) -> Any:
         return doc.get("predictions") if type(doc) is dict else None
@@ -243,38 +302,31 @@ class FlatPreset(_Preset):
 
 
 class KServeV1Preset(_Preset):
-    """``{"instances": [...]}`` (or ``"inputs"``), rows or objects -> ``{"predictions": [...]}``."""
+    """``{"instances": [...]}`` (or ``"inputs"``), rows or objects -> ``{"predictions": [...]}``;
+    also inside a CloudEvent in structured mode."""
 
     def request(self, doc: Any) -> tuple[int | None, Columns]:
+        doc = _event_data(doc)
         rows = doc.get("instances", doc.get("inputs")) if type(doc) is dict else None
         if type(rows) is not list:
             raise ShapeError
         return len(rows), _transpose(rows, self.names, self.cols)
 
+    def predictions(self, doc: Any) -> Any:
+        return super().predictions(_event_data(doc))
+
 
 class MLflowPreset(_Preset):
-    """MLflow scoring server: dataframe_split, dataframe_records, instances, inputs."""
+    """MLflow scoring server: dataframe_split, dataframe_records, instances, inputs, and
+    MLflow 1.x's split frame at the top level or bare list of records."""
 
     def request(self, doc: Any) -> tuple[int | None, Columns]:
+        if type(doc) is list:  # MLflow 1.x: records
+            return len(doc), _transpose(doc, self.names, self.cols)
         if type(doc) is not dict:
             raise ShapeError
         if "dataframe_split" in doc:
-            split = doc["dataframe_split"]
-            if type(split) is not dict or type(split.get("data")) is not list:
-                raise ShapeError
-            data, columns = split["data"], split.get("columns")
-            if columns is None:
-                return len(data), _transpose(data, self.names, self.cols)
-            if type(columns) is not list or any(type(r) is not list for r in data):
-                raise ShapeError
-            if any(len(r) != len(columns) for r in data):
-                raise ShapeError
-            position = {c: i for i, c in enumerate(columns) if type(c) is str}
-            transposed = list(zip(*data)) if data else [()] * len(columns)
-            return len(data), [
-                (col, transposed[position[n]] if n in position else [None] * len(data))
-                for n, col in zip(self.names, self.cols)
-            ]
+            return self._split(doc["dataframe_split"])
         for key in ("dataframe_records", "instances", "inputs"):
             if key in doc:
                 rows = doc[key]
@@ -283,15 +335,36 @@ class MLflowPreset(_Preset):
                 if type(rows) is not list:
                     raise ShapeError
                 return len(rows), _transpose(rows, self.names, self.cols)
+        if "data" in doc:  # MLflow 1.x: pandas' split orient at the top level
+            return self._split(doc)
         raise ShapeError
+
+    def _split(self, split: Any) -> tuple[int, Columns]:
+        if type(split) is not dict or type(split.get("data")) is not list:
+            raise ShapeError
+        data, columns = split["data"], split.get("columns")
+        if columns is None:
+            return len(data), _transpose(data, self.names, self.cols)
+        if type(columns) is not list or any(type(r) is not list for r in data):
+            raise ShapeError
+        if any(len(r) != len(columns) for r in data):
+            raise ShapeError
+        position = {c: i for i, c in enumerate(columns) if type(c) is str}
+        transposed = list(zip(*data)) if data else [()] * len(columns)
+        return len(data), [
+            (col, transposed[position[n]] if n in position else [None] * len(data))
+            for n, col in zip(self.names, self.cols)
+        ]
 
     def predictions(self, doc: Any) -> Any:
         return doc if type(doc) is list else super().predictions(doc)  # MLflow 1 returned a list
 
 
 class KServeV2Preset(_Preset):
-    """Open Inference Protocol: the first (or ``input:``) tensor of shape [N, F], or one
-    tensor per feature named like it -> ``outputs[0]`` (or ``output:``) ``.data``."""
+    """Open Inference Protocol, JSON or binary: the first (or ``input:``) tensor of shape
+    [N, F], or one tensor per feature named like it; outputs from the first (or
+    ``output:``) tensor, [N] or [N, C], or from several tensors named like the outputs.
+    Numbers sent as text in BYTES tensors count as numbers for numeric columns."""
 
     def request(self, doc: Any) -> tuple[int | None, Columns]:
         tensors = doc.get("inputs") if type(doc) is dict else None
@@ -301,15 +374,30 @@ class KServeV2Preset(_Preset):
         if self.route.input is not None:
             if self.route.input not in by_name:
                 raise ShapeError
-            return self._matrix(by_name[self.route.input])
+            return self._numbers(
+                by_name[self.route.input], *self._matrix(by_name[self.route.input])
+            )
         first = tensors[0]
         shape = first.get("shape")
         if type(shape) is list and len(shape) == 2 and shape[1] == len(self.names):
-            return self._matrix(first)
+            return self._numbers(first, *self._matrix(first))
         if not any(n in by_name for n in self.names):
-            return self._matrix(first)
+            return self._numbers(first, *self._matrix(first))
         columns = {n: _flat(by_name[n]) for n in self.names if n in by_name}
-        return _columnar(columns, self.names, self.cols)
+        rows, out = _columnar(columns, self.names, self.cols)
+        if any(t.get("datatype") == "BYTES" for t in tensors):
+            out = [(c, self._convert(c, v)) for c, v in out]
+        return rows, out
+
+    def _numbers(
+        self, tensor: Mapping[str, Any], rows: int, columns: Columns
+    ) -> tuple[int, Columns]:
+        if tensor.get("datatype") != "BYTES":
+            return rows, columns
+        return rows, [(c, self._convert(c, v)) for c, v in columns]
+
+    def _convert(self, col: int, values: Sequence[Any]) -> Sequence[Any]:
+        return [_text_number(v) for v in values] if col in self.numeric else values
 
     def _matrix(self, tensor: Mapping[str, Any]) -> tuple[int, Columns]:
         shape, data = tensor.get("shape"), tensor.get("data")
@@ -323,13 +411,41 @@ class KServeV2Preset(_Preset):
             raise ShapeError
         return rows, [(col, data[j::width]) for j, col in enumerate(self.cols)]
 
+    def response(self, doc: Any, rows: int | None) -> tuple[int, Columns]:
+        count, columns = super().response(doc, rows)
+        tensors = doc.get("outputs") if type(doc) is dict else None
+        if type(tensors) is list and any(
+            type(t) is dict and t.get("datatype") == "BYTES" for t in tensors
+        ):
+            columns = [(c, self._convert(c, v)) for c, v in columns]
+        return count, columns
+
     def predictions(self, doc: Any) -> Any:
         tensors = doc.get("outputs") if type(doc) is dict else None
-        if type(tensors) is not list or not tensors:
+        if type(tensors) is not list or not tensors or any(type(t) is not dict for t in tensors):
             return None
         wanted = self.route.output
-        tensor = next((t for t in tensors if type(t) is dict and t.get("name") == wanted), None)
-        return _flat(tensor if wanted is not None else tensors[0])
+        if wanted is not None:
+            return _rows(next((t for t in tensors if t.get("name") == wanted), None))
+        named = {t.get("name"): t for t in tensors if t.get("name") in self.outputs}
+        if len(tensors) > 1 and named:  # several tensors: one output each, by name
+            return {name: _flat(t) for name, t in named.items()}
+        return _rows(tensors[0])
+
+
+def _rows(tensor: Any) -> Any:
+    """A tensor of shape [N] or [N, 1] as one value per row; [N, C] as N rows of C."""
+    if type(tensor) is not dict:
+        return None
+    shape, data = tensor.get("shape"), tensor.get("data")
+    if type(data) is not list or not data or type(data[0]) is list:
+        return _flat(tensor)
+    if type(shape) is list and len(shape) == 2 and type(shape[1]) is int and shape[1] > 1:
+        width = shape[1]
+        if len(data) % width:
+            raise ShapeError
+        return [data[i : i + width] for i in range(0, len(data), width)]
+    return data
 
 
 def _flat(tensor: Any) -> Any:
@@ -349,11 +465,15 @@ PRESET_EXTRACTORS: dict[str, type[_Preset]] = {
 
 
 def build_extractor(
-    route: RouteConfig, features: Mapping[str, int], outputs: Mapping[str, int]
+    route: RouteConfig,
+    features: Mapping[str, int],
+    outputs: Mapping[str, int],
+    numeric: Set[int] = frozenset(),
 ) -> Extractor:
-    """The extractor of a route; ``features``/``outputs`` map names to layout columns."""
+    """The extractor of a route for one model; ``features``/``outputs`` map names to
+    layout columns, ``numeric`` holds the numeric ones."""
     if route.preset is not None:
-        return PRESET_EXTRACTORS[route.preset](route, features, outputs)
+        return PRESET_EXTRACTORS[route.preset](route, features, outputs, numeric)
     return PathExtractor(
         [(features[n], p) for n, p in route.features.items()],
         [(outputs[n], p) for n, p in route.predictions.items()],

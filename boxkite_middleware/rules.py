@@ -33,20 +33,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import yaml
 
 from .drift import DEFAULT_THRESHOLDS, EPSILON, DriftThresholds
-
-
-@dataclass(frozen=True)
-class _Role:
-    name: str  # feature / prediction: the metric names
-    label: str  # feature / output: the label naming the column
-
-
-ROLES = (_Role("feature", "feature"), _Role("prediction", "output"))
+from .schema import (
+    BIN,
+    CATEGORY,
+    LE,
+    MODEL,
+    NEXT,
+    ROLES,
+    Role,
+    drift_alert,
+    recorded,
+)
 
 WINDOWS = ("1h", "24h")
 """Windows of the shipped rules; alerts use the first."""
@@ -135,8 +136,8 @@ def _categories_as_bins(series: str) -> str:
     return f'label_replace({series}, "bin", "$1", "category", "(.*)")'
 
 
-def _names(role: _Role, window: str) -> dict[str, str]:
-    r = role.name
+def _names(role: Role, window: str) -> dict[str, str]:
+    r = role.word
     return {
         "bucket": f"boxkite:{r}_bucket:increase{window}",
         "category": f"boxkite:{r}_category:increase{window}",
@@ -144,20 +145,20 @@ def _names(role: _Role, window: str) -> dict[str, str]:
     }
 
 
-def _stage1_rules(role: _Role, interval: str) -> list[dict[str, str]]:
-    r, by = role.name, f"model, {role.label}"
+def _stage1_rules(role: Role, interval: str) -> list[dict[str, str]]:
+    by = f"{MODEL}, {role.label}"
     names = _names(role, interval)
     return [
-        stage1_rule(names["bucket"], f"boxkite_{r}_value_bucket", f"{by}, le", interval),
-        stage1_rule(names["category"], f"boxkite_{r}_category_total", f"{by}, category", interval),
-        stage1_rule(names["missing"], f"boxkite_{r}_missing_total", by, interval),
+        stage1_rule(names["bucket"], f"{role.value()}_bucket", f"{by}, {LE}", interval),
+        stage1_rule(names["category"], f"{role.category()}_total", f"{by}, {CATEGORY}", interval),
+        stage1_rule(names["missing"], f"{role.missing()}_total", by, interval),
     ]
 
 
-def _baseline_rules(role: _Role) -> list[dict[str, str]]:
+def _baseline_rules(role: Role) -> list[dict[str, str]]:
     """The baseline, once per model and column whatever the number of replicas."""
-    r, by = role.name, f"model, {role.label}"
-    base = f"boxkite:baseline_{r}"
+    by = f"{MODEL}, {role.label}"
+    base = f"boxkite:baseline_{role.word}"
 
     def share(counts: str) -> str:
         return f"{counts} / on({by}) group_left() (sum by ({by}) ({counts}) > 0)"
@@ -165,12 +166,12 @@ def _baseline_rules(role: _Role) -> list[dict[str, str]]:
     return [
         {
             "record": f"{base}_bucket",
-            "expr": f"max by ({by}, le, bin, next) (boxkite_baseline_{r}_value_bucket)",
+            "expr": f"max by ({by}, {LE}, {BIN}, {NEXT}) ({role.value(baseline=True)}_bucket)",
         },
         {
             "record": f"{base}_bin_count",
             "expr": f"sum without (next) ({_decumulate(f'{base}_bucket', by)}) or "
-            + _categories_as_bins(f"max by ({by}, category) (boxkite_baseline_{r}_category)"),
+            + _categories_as_bins(f"max by ({by}, {CATEGORY}) ({role.category(baseline=True)})"),
         },
         {"record": f"{base}_bin_share", "expr": share(f"{base}_bin_count")},
         {
@@ -181,8 +182,8 @@ def _baseline_rules(role: _Role) -> list[dict[str, str]]:
     ]
 
 
-def _window_rules(role: _Role, window: str, interval: str) -> list[dict[str, str]]:
-    r, by = role.name, f"model, {role.label}"
+def _window_rules(role: Role, window: str, interval: str) -> list[dict[str, str]]:
+    r, by = role.word, f"{MODEL}, {role.label}"
     cur, base = f"boxkite:{r}", f"boxkite:baseline_{r}"
     w = f":{window}"
     names, stage1 = _names(role, window), _names(role, interval)
@@ -221,22 +222,22 @@ def _window_rules(role: _Role, window: str, interval: str) -> list[dict[str, str
             f"{cur}_count{w}) > 0)",
         },
         {
-            "record": f"{cur}_psi{w}",
+            "record": recorded(role, "psi", window),
             "expr": f"sum by ({by}) (({sc} - on({by}, bin) {sb}) * on({by}, bin) "
             f"ln({sc} / on({by}, bin) {sb}))",
         },
         {
-            "record": f"{cur}_kl{w}",
+            "record": recorded(role, "kl", window),
             "expr": f"sum by ({by}) ({sb} * on({by}, bin) ln({sb} / on({by}, bin) {sc}))",
         },
         {
-            "record": f"{cur}_js{w}",
+            "record": recorded(role, "js", window),
             "expr": f"sqrt(clamp(0.5 * sum by ({by}) ({sb} * on({by}, bin) "
             f"log2({sb} / on({by}, bin) {mid})) + 0.5 * sum by ({by}) ({sc} * on({by}, bin) "
             f"log2({sc} / on({by}, bin) {mid})), 0, 1))",
         },
         {
-            "record": f"{cur}_ks{w}",
+            "record": recorded(role, "ks", window),
             "expr": f"max by ({by}) (abs("
             f"(sum without (next) ({cum_cur}) / on({by}) group_left() "
             f"(max by ({by}) ({cum_cur}) > 0)) - on({by}, bin) "
@@ -246,9 +247,10 @@ def _window_rules(role: _Role, window: str, interval: str) -> list[dict[str, str
     ]
 
 
-def _alert(role: _Role, window: str, severity: str, limits: DriftThresholds) -> dict:
-    r, label = role.name, role.label
+def _alert(role: Role, window: str, severity: str, limits: DriftThresholds) -> dict:
+    r, label = role.word, role.label
     cur = f"boxkite:{r}"
+    psi, ks = recorded(role, "psi", window), recorded(role, "ks", window)
     what = "Feature" if r == "feature" else "Prediction output"
 
     def value(text: str, series: str) -> str:
@@ -261,8 +263,8 @@ def _alert(role: _Role, window: str, severity: str, limits: DriftThresholds) -> 
         )
 
     return {
-        "alert": f"Boxkite{'Feature' if r == 'feature' else 'Prediction'}Drift",
-        "expr": f"({cur}_psi:{window} >= {limits.psi} or {cur}_ks:{window} >= {limits.ks}) "
+        "alert": drift_alert(role),
+        "expr": f"({psi} >= {limits.psi} or {ks} >= {limits.ks}) "
         f"and on(model, {label}) {cur}_count:{window} >= {limits.min_count}",
         "for": "10m",
         "labels": {"severity": severity},
@@ -271,8 +273,8 @@ def _alert(role: _Role, window: str, severity: str, limits: DriftThresholds) -> 
             f"drifted from its baseline ({severity})",
             "description": (
                 f"Over the last {window}"
-                + value(": PSI ", f"{cur}_psi:{window}")
-                + value(", KS ", f"{cur}_ks:{window}")
+                + value(": PSI ", psi)
+                + value(", KS ", ks)
                 + f" (thresholds: PSI {limits.psi}, KS {limits.ks}, "
                 f"at least {limits.min_count} values in the window)."
             ),

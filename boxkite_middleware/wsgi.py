@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from http import HTTPStatus
 from typing import Any
 
 from .config import Config
-from .core import Core, Exchange, content_headers
+from .mount import mount
+from .observing import BodyHeaders, Exchange, body_headers
 
 _CHUNK = 64 * 1024
 
@@ -34,21 +34,28 @@ class BoxkiteWSGIMiddleware:
         multiprocess_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.app = app
-        self.core = Core(config, multiprocess_dir=multiprocess_dir)
+        parts = mount(config, multiprocess_dir)
+        self.observer = parts.observer
+        self.metrics = parts.endpoint
+        self.metrics_path = parts.metrics_path
+        self.metrics_server = parts.metrics_server
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        core = self.core
-        if path == core.metrics_path:
-            return metrics_app(core, environ, start_response)
-        route = core.route_for(method, path)
+        if path == self.metrics_path:
+            return self.metrics.wsgi(environ, start_response)
+        route = self.observer.route_for(method, path)
         if route is None:
             return self.app(environ, start_response)
-        exchange = core.exchange(
+        exchange = self.observer.begin(
             route,
-            environ.get("CONTENT_TYPE"),
-            environ.get("HTTP_CONTENT_ENCODING"),
+            path,
+            BodyHeaders(
+                environ.get("CONTENT_TYPE"),
+                environ.get("HTTP_CONTENT_ENCODING"),
+                environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"),
+            ),
             _content_length(environ),
         )
         if exchange is None:
@@ -61,18 +68,6 @@ class BoxkiteWSGIMiddleware:
             exchange.finish()  # the features arrived; the server will answer 500
             raise
         return tap.wrap(iterable)
-
-
-def metrics_app(core: Core, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
-    """Answer a request to the metrics path (also the separate metrics port's app)."""
-    status, headers, body = core.metrics(
-        environ.get("REQUEST_METHOD", "GET"),
-        environ.get("QUERY_STRING", ""),
-        lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")),
-        environ.get("REMOTE_ADDR"),
-    )
-    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
-    return [body]
 
 
 def _content_length(environ: Mapping[str, Any]) -> int | None:
@@ -162,7 +157,7 @@ class _ResponseTap:
             code = int(status[:3])
         except ValueError:
             code = 500
-        self.exchange.start_response(code, *content_headers(headers))
+        self.exchange.start_response(code, body_headers(headers))
         self._write = self._start_response(status, headers, exc_info)
         return self.write
 

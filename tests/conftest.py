@@ -7,6 +7,10 @@ from hypothesis import settings
 
 from boxkite_middleware import Baseline
 
+# tests/model_servers/ holds suites that run inside the model servers' own venvs;
+# tests/test_model_servers.py runs them there.
+collect_ignore = ["model_servers"]
+
 # CI replays the same examples every run (a landing must not hinge on a lucky draw);
 # local runs keep exploring new ones.
 settings.register_profile("ci", derandomize=True, database=None)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from boxkite_middleware import Baseline, BaselineError, Monitor
-from boxkite_middleware.values import OTHER
+from boxkite_middleware.schema import OTHER
 
 
 def test_input_forms_give_the_same_baseline(rng):

@@ -114,10 +114,11 @@ def test_baseline_errors_are_one_line(tmp_path):
 
 
 def test_check_reports_routes_errors_and_dry_runs(tmp_path):
-    config = write_config(tmp_path, make_baseline())
+    baseline = make_baseline()
+    config = write_config(tmp_path, baseline)
     ok = cli("check", config)
     assert ok.returncode == 0, ok.stderr
-    assert "OK" in ok.stdout and "/v2/models/{name}/infer (preset kserve-v2)" in ok.stdout
+    assert "OK" in ok.stdout and "/v2/models/{name}/infer (preset kserve-v2; model" in ok.stdout
     assert "feature age <- $.age" in ok.stdout
     (tmp_path / "req.json").write_text('{"instances": [{"age": 0.1, "region": "eu"}, {"bmi": 2}]}')
     (tmp_path / "resp.json").write_text('{"predictions": [1.5, 2.5]}')
@@ -132,8 +133,16 @@ def test_check_reports_routes_errors_and_dry_runs(tmp_path):
         str(tmp_path / "resp.json"),
     )
     assert dry.returncode == 0, dry.stderr
-    assert "2 row(s)" in dry.stdout and "age: 0.1, null" in dry.stdout
-    assert "prediction: 1.5, 2.5" in dry.stdout
+    # What the real request flow counted: the bucket each value falls in, by its le.
+    age = baseline.feature("age")
+    le = age.le[int(np.searchsorted(age.edges, 0.1, side="left"))]
+    prediction = baseline.output("prediction")
+    les = [prediction.le[int(np.searchsorted(prediction.edges, v))] for v in (1.5, 2.5)]
+    assert f"feature age le={le} +1" in dry.stdout
+    assert "feature age missing +1" in dry.stdout and "route /batch rows +2" in dry.stdout
+    assert "feature region category=eu +1" in dry.stdout
+    for label in set(les):
+        assert f"output prediction le={label} +{les.count(label)}" in dry.stdout
     broken = tmp_path / "broken.yaml"
     broken.write_text(
         "baseline: baseline.json\nroutes:\n  - path: /p\n    features:\n      age: $..age\n"
@@ -181,9 +190,14 @@ def test_report_sums_two_live_replicas(tmp_path):
                 ],
             )
         metrics = [f"{u}/metrics" for u in urls]
-        calm = cli("report", *metrics, "--format", "json")
+        page = tmp_path / "calm.html"
+        calm = cli("report", *metrics, "--format", "json", "--html", str(page))
         assert calm.returncode == 1  # region is all "eu": a real shift from thirds
-        data = json.loads(calm.stdout)
+        data = json.loads(calm.stdout)  # the HTML note goes to stderr
+        assert f"HTML report: {page}" in calm.stderr
+        html = page.read_text(encoding="utf-8")
+        assert html.count('<details class="col ') == len(data["rows"])
+        assert '<details class="col drift" id="feature-region"' in html
         assert data["drifted"] == ["region"]
         rows = {r["name"]: r for r in data["rows"]}
         assert rows["age"]["n"] == 600 and not rows["age"]["drifted"]
@@ -203,8 +217,8 @@ def test_report_sums_two_live_replicas(tmp_path):
 
 
 @pytest.mark.e2e
-def test_demo_runs_end_to_end_and_leaves_nothing_listening():
-    result = cli("demo", timeout=120)
+def test_demo_runs_end_to_end_and_leaves_nothing_listening(tmp_path):
+    result = cli("demo", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Phase 1" in out and "Phase 2" in out
@@ -212,6 +226,10 @@ def test_demo_runs_end_to_end_and_leaves_nothing_listening():
     assert "DRIFT" not in phase1
     drifted = {ln.split()[0] for ln in phase2.splitlines() if ln.endswith("DRIFT")}
     assert {"bmi", "bp"} <= drifted and not {"age", "sex", "s1"} & drifted
+    # each phase's HTML report is written where the demo says, after its table
+    for phase, name in ((phase1, "phase1"), (phase2, "phase2-drifted")):
+        path = tmp_path / f"boxkite-demo-{name}.html"
+        assert f"HTML report: {path}" in phase and path.stat().st_size > 10_000
     url = next(w for w in out.split() if w.endswith("/metrics"))
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     with socket.socket() as s:
@@ -225,7 +243,7 @@ def test_rules_and_dashboard_commands_print_the_shipped_files():
     assert "sum_over_time(boxkite:feature_bucket:increase1m[5h59m59s999ms])" in six
     assert "record: boxkite:feature_psi:7d" in six and "boxkite:feature_psi:1h" not in six
     assert six == cli("rules", "--window", "6h,7d").stdout
-    assert "offset 30s" in cli("rules", "--interval", "30s").stdout
+    assert "[1m:30s])) * 30" in cli("rules", "--interval", "30s").stdout
     bad = cli("rules", "--window", "90s")
     assert bad.returncode == 1 and "multiple" in bad.stderr
 

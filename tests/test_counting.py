@@ -78,13 +78,13 @@ def test_concurrent_threads_lose_nothing(mixed_baseline):
 def test_memory_and_series_are_fixed_by_the_baseline(mixed_baseline):
     monitor = Monitor(mixed_baseline)
     before = monitor.render()[0].count(b"\n")
-    size = monitor.recorder.store.array.nbytes
+    size = monitor.snapshot().nbytes
     monitor.observe_batch({"region": [f"city-{i}" for i in range(100_000)]})
     for i in range(1000):
         monitor.observe({"region": f"town-{i}", "age": float(i)})
     body = monitor.render()[0]
     assert body.count(b"\n") == before
-    assert monitor.recorder.store.array.nbytes == size
+    assert monitor.snapshot().nbytes == size
     assert b"city-" not in body and b"town-" not in body
     other = [
         ln

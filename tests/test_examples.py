@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from boxkite_middleware.report import report_from_urls
+from boxkite_middleware.readback import report_from_urls
 
 from .helpers import free_port, gunicorn, serve, uvicorn
 

@@ -8,6 +8,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.parser import text_string_to_metric_families
 
 from boxkite_middleware import Baseline, Monitor
+from boxkite_middleware.schema import Reason
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
@@ -40,7 +41,7 @@ def test_fast_render_is_byte_identical_to_prometheus_client(rows):
     monitor = Monitor(AWKWARD, model='m"odel', routes=["/predict", "/v1/{name}:predict"])
     for value, city in rows:
         monitor.observe({"neg": value * 1e3, "tiny": value, "city": city}, value)
-        monitor.recorder.error(1, "invalid_json")
+        monitor.count_error(1, Reason.INVALID_JSON)
     assert monitor.render()[0] == generate_latest(monitor.registry)
     assert monitor.render(OPENMETRICS)[0] == openmetrics_latest(monitor.registry)
 
@@ -101,3 +102,19 @@ def test_content_negotiation_gzip_and_name_filter():
     only, _ = monitor.render(names=["boxkite_feature_missing_total"])
     names = {f.name for f in text_string_to_metric_families(only.decode())}
     assert names == {"boxkite_feature_missing"}
+
+
+def test_an_overflowing_sum_leaves_every_later_bucket_finite():
+    # _sum may overflow to inf on values near 1e308; that must not poison the cumulative
+    # buckets of the columns laid out after it (inf * 0 is NaN).
+    monitor = Monitor(AWKWARD, routes=["/predict"])
+    for _ in range(3):
+        monitor.observe({"neg": 1.7e308, "tiny": 0.5}, 0.5)
+    samples = {
+        (f.name, s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(monitor.render()[0].decode())
+        for s in f.samples
+    }
+    assert any(v == float("inf") for (_, name, _), v in samples.items() if name.endswith("_sum"))
+    buckets = [v for (_, name, _), v in samples.items() if name.endswith("_bucket")]
+    assert buckets and all(np.isfinite(v) for v in buckets)

@@ -21,7 +21,7 @@ import yaml
 
 from boxkite_middleware import Baseline
 from boxkite_middleware.dashboard import dashboard, queries
-from boxkite_middleware.report import report_from_prometheus
+from boxkite_middleware.readback import report_from_prometheus
 from boxkite_middleware.rules import WINDOWS, rules_yaml
 
 from .apps.model_apps import model

@@ -64,13 +64,13 @@ def test_many_dead_workers_leave_a_constant_number_of_files(tmp_path, baseline):
         _run_children(tmp_path, baseline, [[0.0]] * 50)
     assert len(_store_files(tmp_path)) == 200  # the parent never counted: no file of its own
     assert _total(parent) == 200
-    assert _store_files(tmp_path) == [f"boxkite-{parent.layout.key}-archive.bkc"]
+    assert _store_files(tmp_path) == [f"boxkite-{parent.key}-archive.bkc"]
 
 
 def test_interrupted_merge_is_not_counted_twice(tmp_path, baseline):
     parent = Monitor(baseline, multiprocess_dir=tmp_path)
     _run_children(tmp_path, baseline, [[0.3] * 9])
-    dead = [n for n in _store_files(tmp_path) if n != parent.recorder.store.name]
+    dead = [n for n in _store_files(tmp_path) if n != parent.store_file]
     saved = (tmp_path / dead[0]).read_bytes()
     assert _total(parent) == 9
     # as if the scraper died after writing the archive but before deleting the file
@@ -82,9 +82,9 @@ def test_interrupted_merge_is_not_counted_twice(tmp_path, baseline):
 def test_corrupt_or_truncated_files_are_reported_and_skipped(tmp_path, baseline, caplog):
     parent = Monitor(baseline, multiprocess_dir=tmp_path)
     parent.observe({"x": 1.0})
-    key = parent.layout.key
+    key = parent.key
     (tmp_path / f"boxkite-{key}-999999-deadbeef.bkc").write_bytes(b"garbage")
-    own = tmp_path / parent.recorder.store.name
+    own = tmp_path / parent.store_file
     (tmp_path / f"boxkite-{key}-999998-cafecafe.bkc").write_bytes(own.read_bytes()[:40])
     with caplog.at_level(logging.WARNING, logger="boxkite_middleware"):
         assert _total(parent) == 1
@@ -165,7 +165,7 @@ def test_corrupt_archive_is_moved_aside_and_scrapes_go_on(tmp_path, baseline, ca
     parent = Monitor(baseline, multiprocess_dir=tmp_path)
     _run_children(tmp_path, baseline, [[0.3] * 4])
     assert _total(parent) == 4
-    archive = tmp_path / f"boxkite-{parent.layout.key}-archive.bkc"
+    archive = tmp_path / f"boxkite-{parent.key}-archive.bkc"
     archive.write_bytes(archive.read_bytes()[:-3] + b"}{")  # a broken list of names
     _run_children(tmp_path, baseline, [[0.3] * 2])
     with caplog.at_level(logging.WARNING, logger="boxkite_middleware"):

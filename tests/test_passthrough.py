@@ -198,9 +198,9 @@ def test_instances_keep_separate_counts(tmp_path):
 
 
 def test_observation_memory_is_bounded_by_the_body_limit(tmp_path):
-    from boxkite_middleware.core import Core
+    from boxkite_middleware.observing import BodyHeaders, Observer
 
-    core = Core(
+    observer = Observer(
         _config(
             tmp_path,
             routes=[
@@ -212,20 +212,23 @@ def test_observation_memory_is_bounded_by_the_body_limit(tmp_path):
             ],
         )
     )
-    exchange = core.exchange(core.routes[0], "application/json", None, None)
+    route = observer.routes[0]
+    exchange = observer.begin(route, route.path, BodyHeaders("application/json"), None)
     assert exchange.add_request(b'{"age": 0.1, "pad": "') is True
     assert exchange.add_request(b"x" * 100) is False  # over 64 bytes: stop buffering
     assert exchange.request == []
     exchange.finish()
-    exchange = core.exchange(core.routes[0], "application/json", None, None)
+    route = observer.routes[0]
+    exchange = observer.begin(route, route.path, BodyHeaders("application/json"), None)
     exchange.add_request(b'{"age": 0.1}')
-    exchange.start_response(200, "application/json", None)
+    exchange.start_response(200, BodyHeaders("application/json"))
     for _ in range(1000):  # a long streamed response: never held beyond the limit
         exchange.add_response(b'{"result": 1.0, "pad": "' + b"y" * 50 + b'"}')
         assert exchange.response is None or sum(map(len, exchange.response)) <= 64
     exchange.finish()
-    counts = core.monitor.counts()
+    counts = observer.monitor.counts()
     assert counts[("feature", "age")][0].sum() == 1  # the second request's feature
     assert counts[("output", "prediction")][1] == 1  # its unreadable output: missing
-    errors = scrape(core.monitor.render()[0].decode())["boxkite_observation_errors_total"]
-    assert sum(v for k, v in errors.items() if ("reason", "body_too_large") in k) == 1
+    errors = scrape(observer.monitor.render()[0].decode())["boxkite_observation_errors_total"]
+    # one for each side: the first request's body, the second one's response
+    assert sum(v for k, v in errors.items() if ("reason", "body_too_large") in k) == 2

@@ -128,7 +128,7 @@ def test_preset_shape_mismatches_are_counted(tmp_path):
 
 
 def test_kserve_v2_named_input_and_per_feature_tensors(tmp_path):
-    from boxkite_middleware.core import Core
+    from boxkite_middleware.observing import Observer
 
     config = {
         "baseline": str(tmp_path / "b.json"),
@@ -138,8 +138,8 @@ def test_kserve_v2_named_input_and_per_feature_tensors(tmp_path):
         ],
     }
     BASELINE.save(tmp_path / "b.json")
-    core = Core(config)
-    named = core.routes[0].extractor
+    observer = Observer(config, shared=False)
+    named = observer.routes[0].fixed.extractor
     rows, columns = named.request(
         {
             "inputs": [
@@ -153,7 +153,7 @@ def test_kserve_v2_named_input_and_per_feature_tensors(tmp_path):
         {"outputs": [{"name": "z", "data": [5, 5]}, {"name": "y", "data": [[1.5], [2.5]]}]}, 2
     )
     assert [list(v) for _, v in outputs] == [[1.5, 2.5]]
-    per_feature = core.routes[1].extractor
+    per_feature = observer.routes[1].fixed.extractor
     rows, columns = per_feature.request(
         {
             "inputs": [

@@ -123,7 +123,7 @@ def test_metrics_on_a_port_of_their_own(tmp_path, monkeypatch):
     monkeypatch.setenv("SCRAPE_TOKEN", "tok")
     config = _config(tmp_path, port=0, host="127.0.0.1", bearer_token_env="SCRAPE_TOKEN")
     wrapped = BoxkiteWSGIMiddleware(_plain_wsgi, config=config)
-    server = wrapped.core.metrics_server
+    server = wrapped.metrics_server
     try:
         url = f"http://127.0.0.1:{server.server_port}"
         call_wsgi(
@@ -156,7 +156,7 @@ def test_request_values_never_reach_labels_or_logs(tmp_path, caplog):
     def boom(doc):
         raise ValueError(f"cannot use {doc}")  # a bug quoting the data it choked on
 
-    wrapped.core.routes[0].extractor.request = boom
+    wrapped.observer.routes[0].fixed.extractor.request = boom
     with caplog.at_level(logging.DEBUG, logger="boxkite_middleware"):
         reply = call_wsgi(
             wrapped,

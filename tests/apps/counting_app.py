@@ -12,6 +12,8 @@ from boxkite_middleware import Baseline, Monitor
 monitor = Monitor(
     Baseline.load(os.environ["BOXKITE_TEST_BASELINE"]), model="mp", routes=["/observe"]
 )
+ROUTE = monitor.route_index("/observe")
+X = monitor.column_index("feature", "x")
 
 
 def app(environ, start_response):
@@ -22,6 +24,6 @@ def app(environ, start_response):
         return [body]
     length = int(environ.get("CONTENT_LENGTH") or 0)
     value = json.loads(environ["wsgi.input"].read(length))["x"]
-    monitor.recorder.observe(0, 1, [(0, (value,))])
+    monitor.record(ROUTE, 1, [(X, (value,))])
     start_response("200 OK", [("Content-Type", "text/plain"), pid])
     return [b"ok"]

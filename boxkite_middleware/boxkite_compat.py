@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .baseline import Baseline
+from .baseline import FEATURE, OUTPUT, Baseline
 from .exposition import query_names
 from .monitor import Monitor
 
 DEFAULT_BASELINE_PATH = "./baseline.json"
+_ROUTE = "log_prediction"  # the `route` label of the requests counted here
 
 
 class ModelMonitoringService:
@@ -44,12 +45,15 @@ class ModelMonitoringService:
         self.monitor = Monitor(
             source if source is not None else DEFAULT_BASELINE_PATH,
             model=model,
-            routes=("log_prediction",),
+            routes=(_ROUTE,),
             multiprocess_dir=multiprocess_dir,
         )
-        self._features = list(range(len(self.monitor.baseline.features)))
-        outputs = self.monitor.layout.columns[len(self._features) :]
-        self._output = len(self._features) if outputs else None
+        baseline = self.monitor.baseline
+        self._features = [self.monitor.column_index(FEATURE, n) for n in baseline.feature_names]
+        # Boxkite had one output: the first of the baseline's, if it has any.
+        outputs = baseline.output_names
+        self._output = self.monitor.column_index(OUTPUT, outputs[0]) if outputs else None
+        self._route = self.monitor.route_index(_ROUTE)
 
     def log_prediction(self, request_body: Any, features: Sequence[Any], output: Any) -> str:
         """Count one prediction; returns an id for it, as Boxkite did.
@@ -62,10 +66,12 @@ class ModelMonitoringService:
             raise ValueError(
                 f"got {len(features)} features, the baseline has {len(self._features)}"
             )
-        columns: list[tuple[int, Sequence[Any]]] = [(i, (v,)) for i, v in enumerate(features)]
+        columns: list[tuple[int, Sequence[Any]]] = [
+            (i, (v,)) for i, v in zip(self._features, features)
+        ]
         if self._output is not None:
             columns.append((self._output, (output,)))
-        self.monitor.recorder.observe(0, 1, columns)
+        self.monitor.record(self._route, 1, columns)
         return str(uuid.uuid4())
 
     def export_http(

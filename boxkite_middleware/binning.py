@@ -15,9 +15,6 @@ from typing import Any
 
 import numpy as np
 
-OTHER = "__other__"
-"""Category that absorbs values outside the baseline's top categories."""
-
 # Above this magnitude not every integer is a float; keep such numbers in float form.
 _EXACT_INT = 2**53
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from boxkite_middleware import Monitor
-from boxkite_middleware.report import report_from_texts
+from boxkite_middleware.readback import report_from_texts
 
 
 def test_report_from_metrics_pages_equals_the_offline_report(mixed_baseline):
