@@ -3,12 +3,13 @@
 Two gunicorn servers (two workers each) and one uvicorn/FastAPI server receive the
 same known, partly drifted traffic; a real Prometheus on 127.0.0.1 scrapes them and
 evaluates the shipped rules. The rules' first stage sums the replicas' counter
-differences between evaluations, which add up exactly (no extrapolation), so the
-recorded PSI/KS/KL/JS must equal the offline report on the same data, in every window.
+differences between consecutive multiples of the interval, which add up exactly (no
+extrapolation), so the recorded PSI/KS/KL/JS must equal the offline report on the same
+data, in every window, and the counts the rows sent.
 
 The rules are generated exactly as shipped except for the group's interval, 2s instead
-of 1m (a rule-group interval is also stage 1's difference offset), so that the test
-waits seconds, not minutes, for the first stage to cover the traffic.
+of 1m (the group's interval is also stage 1's step), so that the test waits seconds,
+not minutes, for the first stage to cover the traffic.
 """
 
 import json
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parent.parent
 ROWS_PER_REPLICA = 600
 INTERVAL = "2s"
+BEFORE = "4s"  # two intervals
 
 
 def _traffic(seed: int = 12) -> list[dict]:
@@ -105,10 +107,12 @@ def test_rules_and_dashboard_over_three_replicas(tmp_path):
                 and len(query(prom, 'boxkite_feature_value_count{feature="age"} == 0')) == 3
             )
         )
-        # ... and one interval ago too: stage 1 counts every row from the next evaluation on
+        # ... and two intervals ago too: every evaluation from now on finds each replica at
+        # both instants it reads (the two latest multiples of the interval), so stage 1
+        # counts every row sent after this
         poll(
             lambda: (
-                len(query(prom, f'boxkite_feature_value_count{{feature="age"}} offset {INTERVAL}'))
+                len(query(prom, f'boxkite_feature_value_count{{feature="age"}} offset {BEFORE}'))
                 == 3
             )
         )
