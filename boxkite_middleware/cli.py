@@ -69,25 +69,29 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from .cardinality import GUIDANCE_ABOVE, series_of_config
     from .config import load_config
     from .observing import Observer
 
     config = load_config(args.config)
     observer = Observer(config, shared=False)  # counts in memory: no live directory touched
-    series = sum(
-        1
-        for line in observer.monitor.render()[0].splitlines()
-        if line and not line.startswith(b"#")
-    )
+    series = series_of_config(config)
     for name, baseline in config.models.items():
         print(
             f"{args.config}: OK. model {name!r}, baseline of "
             f"{len(baseline.features)} features and {len(baseline.outputs)} outputs"
         )
     print(
-        f"metrics at {config.metrics_path or '(not mounted)'}: {series} series; "
+        f"metrics at {config.metrics_path or '(not mounted)'}: {series}; "
         f"bodies over {config.max_body_bytes:,} bytes pass through unobserved"
     )
+    if series.total > GUIDANCE_ABOVE:
+        name, count = series.widest
+        print(
+            f"  over {GUIDANCE_ABOVE:,} series per replica, times every replica: the widest "
+            f"column is {name} ({count} series); see docs/rules-scaling.md for fewer bins, "
+            "fewer categories or features, and dropping the baseline series"
+        )
     for route in config.routes:
         how = f"preset {route.preset}" if route.preset else "paths"
         model = f"model {route.model}" if route.model else "model from the path"
@@ -229,9 +233,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules(args: argparse.Namespace) -> int:
-    from .rules import rules_yaml
+    from .rules import WINDOWS, rules_yaml
 
-    print(rules_yaml(args.window), end="")
+    windows = [w for given in args.window or WINDOWS for w in given.split(",") if w]
+    print(rules_yaml(windows, interval=args.interval), end="")
     return 0
 
 
@@ -358,8 +363,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-html", action="store_true", help="print the tables only")
     p.set_defaults(run=_cmd_demo)
 
-    p = sub.add_parser("rules", help="print the Prometheus recording and alert rules")
-    p.add_argument("--window", default="1h")
+    p = sub.add_parser(
+        "rules",
+        help="print the Prometheus recording and alert rules",
+        description="Two-stage rules (docs/rules-scaling.md): every --interval the "
+        "replicas' counters are summed into replica-free increases, and every window sums "
+        "those. Alerts use the first window.",
+    )
+    p.add_argument(
+        "--window",
+        action="append",
+        metavar="DURATION",
+        help="a window, repeatable or comma-separated (default: 1h,24h); "
+        "each a multiple of the interval",
+    )
+    p.add_argument("--interval", default="1m", help="evaluation interval of the group (1m)")
     p.set_defaults(run=_cmd_rules)
 
     p = sub.add_parser("dashboard", help="print the Grafana dashboard JSON")

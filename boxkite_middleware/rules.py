@@ -1,36 +1,128 @@
 """Prometheus recording and alert rules computing fleet-wide drift, as YAML.
 
 ``dashboards/boxkite-rules.yml`` is this module's output with the defaults; run
-``boxkite-middleware rules --window 6h`` for another window or thresholds.
+``boxkite-middleware rules --window 6h`` for other windows or thresholds.
 
 The rules do in PromQL what :mod:`.drift` does in numpy, over every replica and
-worker: window counts by ``increase``, summed over replicas; the baseline by
-``max`` (every replica exports the same one, so never ``sum``); per-bin counts
-taken apart from cumulative buckets by joining on the baseline's ``bin`` and
-``next`` labels; shares floored at :data:`~.drift.EPSILON` and renormalised;
-then PSI, KL, JS and binned KS, per model and feature or output.
+worker, in two stages so that their cost does not grow with replicas × window:
+
+1. **Stage 1** (every ``interval``, 1m by default) reads each replica's raw counters
+   once, at the two latest instants aligned to the interval, and records their
+   difference summed over replicas and workers (``boxkite:feature_bucket:increase1m``):
+   one replica-free series per model, column and bin. A counter lower than an interval
+   before was reset; its current value is then the increase, as ``increase()`` counts it.
+2. **Stage 2** sums stage 1's samples over each window (``sum_over_time``), so a window
+   reads ``window / interval`` samples of the replica-free series whatever the number
+   of replicas, and a second window (24h) costs no more raw reads than the first.
+
+Consecutive stage-1 differences telescope: their sum over a window is exactly what the
+counters gained between its first and last evaluation, without the extrapolation of
+``increase()``. See docs/rules-scaling.md for what is lost (a new replica's first
+interval, an evaluation Prometheus skipped).
+
+Then, per window: the baseline by ``max`` (every replica exports the same one, so never
+``sum``); per-bin counts taken apart from cumulative buckets by joining on the
+baseline's ``bin`` and ``next`` labels; shares floored at :data:`~.drift.EPSILON` and
+renormalised; PSI, KL, JS and binned KS, per model and feature or output.
+
+To add a counter family (quality rules, say): one :func:`stage1_rule` for it and one
+:func:`window_rule` per window, then rules over the windowed series as below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
 
 import yaml
 
 from .drift import DEFAULT_THRESHOLDS, EPSILON, DriftThresholds
+from .schema import (
+    BIN,
+    CATEGORY,
+    LE,
+    MODEL,
+    NEXT,
+    ROLES,
+    Role,
+    drift_alert,
+    recorded,
+)
 
+WINDOWS = ("1h", "24h")
+"""Windows of the shipped rules; alerts use the first."""
 
-@dataclass(frozen=True)
-class _Role:
-    name: str  # feature / prediction: the metric names
-    label: str  # feature / output: the label naming the column
-
-
-ROLES = (_Role("feature", "feature"), _Role("prediction", "output"))
+INTERVAL = "1m"
+"""How often the drift group runs: stage 1's step, so its difference offset too."""
 
 CRITICAL = DriftThresholds(psi=0.5, ks=0.25, min_count=DEFAULT_THRESHOLDS.min_count)
 """Critical alert thresholds; the warning ones are :data:`~.drift.DEFAULT_THRESHOLDS`,
 the same that mark a row ``drifted`` in the offline report."""
+
+_UNITS = {"y": 365 * 86_400_000, "w": 7 * 86_400_000, "d": 86_400_000, "h": 3_600_000}
+_UNITS |= {"m": 60_000, "s": 1000, "ms": 1}
+_DURATION = re.compile(r"(\d+)(ms|[ywdhms])")
+
+
+def duration_ms(text: str) -> int:
+    """A Prometheus duration (``1h``, ``1h30m``, ``90s``) in milliseconds."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    total = sum(int(n) * _UNITS[u] for n, u in parts)
+    if total <= 0:
+        raise ValueError(f"not a positive duration: {text!r}")
+    return total
+
+
+def format_ms(ms: int) -> str:
+    """Milliseconds as a Prometheus duration, largest units first (``59m59s999ms``)."""
+    out = []
+    for unit in ("d", "h", "m", "s", "ms"):
+        n, ms = divmod(ms, _UNITS[unit])
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out) or "0s"
+
+
+def check_windows(windows: Sequence[str], interval: str) -> None:
+    step = duration_ms(interval)
+    if len(set(windows)) != len(windows) or not windows:
+        raise ValueError(f"give one or more distinct windows, not {list(windows)}")
+    for window in windows:
+        if duration_ms(window) % step or duration_ms(window) <= step:
+            raise ValueError(f"window {window} is not a multiple (> 1) of the interval {interval}")
+
+
+def stage1_rule(record: str, counter: str, by: str, interval: str) -> dict[str, str]:
+    """``record``: what ``counter`` gained over the last whole ``interval``, summed by ``by``.
+
+    One read of each raw series: a subquery takes the counter at the two latest instants
+    aligned to the interval (absolute multiples of it, so consecutive evaluations share
+    one and their gains add up exactly), and ``irate`` their difference, per second of
+    the interval, which ``* interval`` turns back into a count. ``irate`` treats a
+    counter lower than before as reset and counts its current value. A series absent at
+    the earlier instant (a new replica, a scrape gap) contributes from the next
+    evaluation on.
+    """
+    seconds = duration_ms(interval) / 1000
+    span = format_ms(2 * duration_ms(interval))
+    return {
+        "record": record,
+        "expr": f"sum by ({by}) (irate({counter}[{span}:{interval}])) * {seconds:g}",
+    }
+
+
+def window_rule(record: str, stage1: str, window: str, interval: str) -> dict[str, str]:
+    """``record``: the sum of ``stage1``'s samples over ``window``.
+
+    The range is one millisecond short of the window so that it holds exactly
+    ``window / interval`` evaluations both where ranges are closed at the start
+    (Prometheus 2) and where they are open (Prometheus 3).
+    """
+    check_windows([window], interval)
+    span = format_ms(duration_ms(window) - 1)
+    return {"record": record, "expr": f"sum_over_time({stage1}[{span}])"}
 
 
 def _decumulate(cumulative: str, by: str) -> str:
@@ -44,10 +136,57 @@ def _categories_as_bins(series: str) -> str:
     return f'label_replace({series}, "bin", "$1", "category", "(.*)")'
 
 
-def _role_rules(role: _Role, window: str) -> list[dict[str, str]]:
-    r, by = role.name, f"model, {role.label}"
+def _names(role: Role, window: str) -> dict[str, str]:
+    r = role.word
+    return {
+        "bucket": f"boxkite:{r}_bucket:increase{window}",
+        "category": f"boxkite:{r}_category:increase{window}",
+        "missing": f"boxkite:{r}_missing:increase{window}",
+    }
+
+
+def _stage1_rules(role: Role, interval: str) -> list[dict[str, str]]:
+    by = f"{MODEL}, {role.label}"
+    names = _names(role, interval)
+    return [
+        stage1_rule(names["bucket"], f"{role.value()}_bucket", f"{by}, {LE}", interval),
+        stage1_rule(names["category"], f"{role.category()}_total", f"{by}, {CATEGORY}", interval),
+        stage1_rule(names["missing"], f"{role.missing()}_total", by, interval),
+    ]
+
+
+def _baseline_rules(role: Role) -> list[dict[str, str]]:
+    """The baseline, once per model and column whatever the number of replicas."""
+    by = f"{MODEL}, {role.label}"
+    base = f"boxkite:baseline_{role.word}"
+
+    def share(counts: str) -> str:
+        return f"{counts} / on({by}) group_left() (sum by ({by}) ({counts}) > 0)"
+
+    return [
+        {
+            "record": f"{base}_bucket",
+            "expr": f"max by ({by}, {LE}, {BIN}, {NEXT}) ({role.value(baseline=True)}_bucket)",
+        },
+        {
+            "record": f"{base}_bin_count",
+            "expr": f"sum without (next) ({_decumulate(f'{base}_bucket', by)}) or "
+            + _categories_as_bins(f"max by ({by}, {CATEGORY}) ({role.category(baseline=True)})"),
+        },
+        {"record": f"{base}_bin_share", "expr": share(f"{base}_bin_count")},
+        {
+            "record": f"{base}_bin_share_smoothed",
+            "expr": f"clamp_min({base}_bin_share, {EPSILON}) / on({by}) group_left() "
+            f"sum by ({by}) (clamp_min({base}_bin_share, {EPSILON}))",
+        },
+    ]
+
+
+def _window_rules(role: Role, window: str, interval: str) -> list[dict[str, str]]:
+    r, by = role.word, f"{MODEL}, {role.label}"
     cur, base = f"boxkite:{r}", f"boxkite:baseline_{r}"
     w = f":{window}"
+    names, stage1 = _names(role, window), _names(role, interval)
 
     def share(counts: str) -> str:
         return f"{counts} / on({by}) group_left() (sum by ({by}) ({counts}) > 0)"
@@ -61,63 +200,44 @@ def _role_rules(role: _Role, window: str) -> list[dict[str, str]]:
     cum_cur = f"{cur}_bucket_indexed:increase{window}"
     cum_base = f"{base}_bucket"
     return [
-        # Runtime cumulative buckets in the window, all replicas and workers.
-        {
-            "record": f"{cur}_bucket:increase{window}",
-            "expr": f"sum by ({by}, le) (increase(boxkite_{r}_value_bucket[{window}]))",
-        },
-        # The baseline, once per model and column whatever the number of replicas.
-        {
-            "record": cum_base,
-            "expr": f"max by ({by}, le, bin, next) (boxkite_baseline_{r}_value_bucket)",
-        },
+        # Stage 2: the window's counts, all replicas and workers, from stage 1's samples.
+        *(window_rule(names[k], stage1[k], window, interval) for k in names),
         # Runtime buckets labelled with the baseline's bin index (joined on `le` within
         # histogram-typed series, which Prometheus normalises alike).
         {
             "record": cum_cur,
-            "expr": f"{cur}_bucket:increase{window} * on({by}, le) group_left(bin, next) "
-            f"({cum_base} * 0 + 1)",
+            "expr": f"{names['bucket']} * on({by}, le) group_left(bin, next) ({cum_base} * 0 + 1)",
         },
         {
             "record": f"{cur}_bin_count{w}",
             "expr": f"sum without (next) ({_decumulate(cum_cur, by)}) or "
-            + _categories_as_bins(
-                f"sum by ({by}, category) (increase(boxkite_{r}_category_total[{window}]))"
-            ),
-        },
-        {
-            "record": f"{base}_bin_count",
-            "expr": f"sum without (next) ({_decumulate(cum_base, by)}) or "
-            + _categories_as_bins(f"max by ({by}, category) (boxkite_baseline_{r}_category)"),
+            + _categories_as_bins(names["category"]),
         },
         {"record": f"{cur}_bin_share{w}", "expr": share(f"{cur}_bin_count{w}")},
-        {"record": f"{base}_bin_share", "expr": share(f"{base}_bin_count")},
         {"record": sc, "expr": smoothed(f"{cur}_bin_share{w}")},
-        {"record": sb, "expr": smoothed(f"{base}_bin_share")},
         {"record": f"{cur}_count{w}", "expr": f"sum by ({by}) ({cur}_bin_count{w})"},
         {
             "record": f"{cur}_missing_share{w}",
-            "expr": f"sum by ({by}) (increase(boxkite_{r}_missing_total[{window}])) / "
-            f"((sum by ({by}) (increase(boxkite_{r}_missing_total[{window}])) + "
+            "expr": f"{names['missing']} / on({by}) (({names['missing']} + on({by}) "
             f"{cur}_count{w}) > 0)",
         },
         {
-            "record": f"{cur}_psi{w}",
+            "record": recorded(role, "psi", window),
             "expr": f"sum by ({by}) (({sc} - on({by}, bin) {sb}) * on({by}, bin) "
             f"ln({sc} / on({by}, bin) {sb}))",
         },
         {
-            "record": f"{cur}_kl{w}",
+            "record": recorded(role, "kl", window),
             "expr": f"sum by ({by}) ({sb} * on({by}, bin) ln({sb} / on({by}, bin) {sc}))",
         },
         {
-            "record": f"{cur}_js{w}",
+            "record": recorded(role, "js", window),
             "expr": f"sqrt(clamp(0.5 * sum by ({by}) ({sb} * on({by}, bin) "
             f"log2({sb} / on({by}, bin) {mid})) + 0.5 * sum by ({by}) ({sc} * on({by}, bin) "
             f"log2({sc} / on({by}, bin) {mid})), 0, 1))",
         },
         {
-            "record": f"{cur}_ks{w}",
+            "record": recorded(role, "ks", window),
             "expr": f"max by ({by}) (abs("
             f"(sum without (next) ({cum_cur}) / on({by}) group_left() "
             f"(max by ({by}) ({cum_cur}) > 0)) - on({by}, bin) "
@@ -127,9 +247,10 @@ def _role_rules(role: _Role, window: str) -> list[dict[str, str]]:
     ]
 
 
-def _alert(role: _Role, window: str, severity: str, limits: DriftThresholds) -> dict:
-    r, label = role.name, role.label
+def _alert(role: Role, window: str, severity: str, limits: DriftThresholds) -> dict:
+    r, label = role.word, role.label
     cur = f"boxkite:{r}"
+    psi, ks = recorded(role, "psi", window), recorded(role, "ks", window)
     what = "Feature" if r == "feature" else "Prediction output"
 
     def value(text: str, series: str) -> str:
@@ -142,8 +263,8 @@ def _alert(role: _Role, window: str, severity: str, limits: DriftThresholds) -> 
         )
 
     return {
-        "alert": f"Boxkite{'Feature' if r == 'feature' else 'Prediction'}Drift",
-        "expr": f"({cur}_psi:{window} >= {limits.psi} or {cur}_ks:{window} >= {limits.ks}) "
+        "alert": drift_alert(role),
+        "expr": f"({psi} >= {limits.psi} or {ks} >= {limits.ks}) "
         f"and on(model, {label}) {cur}_count:{window} >= {limits.min_count}",
         "for": "10m",
         "labels": {"severity": severity},
@@ -152,8 +273,8 @@ def _alert(role: _Role, window: str, severity: str, limits: DriftThresholds) -> 
             f"drifted from its baseline ({severity})",
             "description": (
                 f"Over the last {window}"
-                + value(": PSI ", f"{cur}_psi:{window}")
-                + value(", KS ", f"{cur}_ks:{window}")
+                + value(": PSI ", psi)
+                + value(", KS ", ks)
                 + f" (thresholds: PSI {limits.psi}, KS {limits.ks}, "
                 f"at least {limits.min_count} values in the window)."
             ),
@@ -161,36 +282,63 @@ def _alert(role: _Role, window: str, severity: str, limits: DriftThresholds) -> 
     }
 
 
+def stage1_records(interval: str = INTERVAL) -> list[dict[str, str]]:
+    """Stage 1 alone: what ``promtool tsdb create-blocks-from rules`` backfills."""
+    return [rule for role in ROLES for rule in _stage1_rules(role, interval)]
+
+
 def rules(
-    window: str = "1h",
+    windows: Sequence[str] = WINDOWS,
     warning: DriftThresholds = DEFAULT_THRESHOLDS,
     critical: DriftThresholds = CRITICAL,
+    interval: str = INTERVAL,
 ) -> dict:
-    """The rule groups as a dict, ready for ``yaml.safe_dump``."""
-    recording = [rule for role in ROLES for rule in _role_rules(role, window)]
+    """The rule groups as a dict, ready for ``yaml.safe_dump``.
+
+    One recording group (stage 1 first: rules of a group run in order at the same
+    timestamp, so stage 2 sees this evaluation's stage-1 samples), then the alerts over
+    the first window.
+    """
+    windows = [windows] if isinstance(windows, str) else list(windows)
+    check_windows(windows, interval)
+    recording = stage1_records(interval)
+    recording += [rule for role in ROLES for rule in _baseline_rules(role)]
+    recording += [
+        rule
+        for window in windows
+        for role in ROLES
+        for rule in _window_rules(role, window, interval)
+    ]
     alerts = [
-        _alert(role, window, severity, limits)
+        _alert(role, windows[0], severity, limits)
         for role in ROLES
         for severity, limits in (("warning", warning), ("critical", critical))
     ]
     return {
         "groups": [
-            {"name": f"boxkite-drift-{window}", "rules": recording},
-            {"name": f"boxkite-drift-alerts-{window}", "rules": alerts},
+            {"name": "boxkite-drift", "interval": interval, "rules": recording},
+            {"name": f"boxkite-drift-alerts-{windows[0]}", "rules": alerts},
         ]
     }
 
 
 def rules_yaml(
-    window: str = "1h",
+    windows: Sequence[str] = WINDOWS,
     warning: DriftThresholds = DEFAULT_THRESHOLDS,
     critical: DriftThresholds = CRITICAL,
+    interval: str = INTERVAL,
 ) -> str:
+    windows = [windows] if isinstance(windows, str) else list(windows)
     header = (
         "# Generated by boxkite_middleware.rules (boxkite-middleware rules); do not edit.\n"
-        f"# Drift over a {window} window across every replica; warning: PSI >= {warning.psi} "
+        f"# Drift over {', '.join(windows)} windows across every replica, in two stages "
+        f"(docs/rules-scaling.md): every {interval}, the replicas' counters summed into "
+        "replica-free increases; per window, their sum over the window.\n"
+        f"# Alerts over {windows[0]}; warning: PSI >= {warning.psi} "
         f"or KS >= {warning.ks}, critical: PSI >= {critical.psi} or KS >= {critical.ks}, "
         f"both with at least {warning.min_count} values in the window.\n"
     )
-    body = yaml.safe_dump(rules(window, warning, critical), sort_keys=False, width=10_000)
+    body = yaml.safe_dump(
+        rules(windows, warning, critical, interval), sort_keys=False, width=10_000
+    )
     return header + body

@@ -248,7 +248,13 @@ def test_demo_runs_end_to_end_and_leaves_nothing_listening(tmp_path):
 def test_rules_and_dashboard_commands_print_the_shipped_files():
     assert cli("rules").stdout == rules_yaml()
     assert cli("dashboard").stdout == dashboard_json()
-    assert "increase(boxkite_feature_value_bucket[6h])" in cli("rules", "--window", "6h").stdout
+    six = cli("rules", "--window", "6h", "--window", "7d").stdout
+    assert "sum_over_time(boxkite:feature_bucket:increase1m[5h59m59s999ms])" in six
+    assert "record: boxkite:feature_psi:7d" in six and "boxkite:feature_psi:1h" not in six
+    assert six == cli("rules", "--window", "6h,7d").stdout
+    assert "[1m:30s])) * 30" in cli("rules", "--interval", "30s").stdout
+    bad = cli("rules", "--window", "90s")
+    assert bad.returncode == 1 and "multiple" in bad.stderr
 
 
 def test_console_script_is_installed():
