@@ -33,20 +33,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import yaml
 
 from .drift import DEFAULT_THRESHOLDS, EPSILON, DriftThresholds
 from .schema import (
+    ACTUAL,
     BIN,
     CATEGORY,
     LE,
     MODEL,
     NEXT,
+    OUTPUTS,
+    PREDICTED,
+    PREDICTION_ABS_ERROR,
+    PREDICTION_ERROR,
+    PREDICTION_OUTCOME,
+    PREDICTION_OVERESTIMATE,
+    PREDICTION_SQUARED_ERROR,
+    QUALITY_ALERT,
     ROLES,
     Role,
+    baseline_quality,
     drift_alert,
     recorded,
+    recorded_quality,
 )
 
 WINDOWS = ("1h", "24h")
@@ -282,9 +294,130 @@ def _alert(role: Role, window: str, severity: str, limits: DriftThresholds) -> d
     }
 
 
+@dataclass(frozen=True)
+class QualityLimits:
+    """When live quality counts as a drop from the baseline's (``BoxkiteQualityDrop``).
+
+    ``error_ratio``: MAE or RMSE this many times the baseline's (1.2: 20% worse);
+    ``accuracy_drop``: accuracy this much below the baseline's, in absolute terms;
+    ``min_count``: labelled predictions needed in the window (at 100, a 5-point drop
+    in accuracy is about one standard error: the alert's ``for`` adds the rest).
+    """
+
+    error_ratio: float = 1.2
+    accuracy_drop: float = 0.05
+    min_count: int = 100
+
+
+QUALITY = QualityLimits()
+
+_FEEDBACK_COUNTERS = {  # stage-1 name -> (counter, extra labels)
+    "count": (f"{PREDICTION_ERROR}_count", ""),
+    "abs": (f"{PREDICTION_ABS_ERROR}_total", ""),
+    "squared": (f"{PREDICTION_SQUARED_ERROR}_total", ""),
+    "over": (f"{PREDICTION_OVERESTIMATE}_total", ""),
+    "outcome": (f"{PREDICTION_OUTCOME}_total", f", {PREDICTED}, {ACTUAL}"),
+}
+
+
+def _feedback_names(window: str) -> dict[str, str]:
+    return {k: f"boxkite:prediction_feedback_{k}:increase{window}" for k in _FEEDBACK_COUNTERS}
+
+
+def _quality_stage1(interval: str) -> list[dict[str, str]]:
+    by = f"{MODEL}, {OUTPUTS.label}"
+    names = _feedback_names(interval)
+    return [
+        stage1_rule(names[k], counter, by + extra, interval)
+        for k, (counter, extra) in _FEEDBACK_COUNTERS.items()
+    ]
+
+
+def _quality_window(window: str, interval: str) -> list[dict[str, str]]:
+    """Live quality over ``window`` from the feedback counters, as :mod:`.quality` does."""
+    by = f"{MODEL}, {OUTPUTS.label}"
+    names, stage1 = _feedback_names(window), _feedback_names(interval)
+    n = f"({names['count']} > 0)"
+    outcome = names["outcome"]
+    correct = f"boxkite:prediction_feedback_correct:increase{window}"
+    # The diagonal of the outcome matrix: cells whose `actual` equals their `predicted`,
+    # found by joining with a copy that carries `predicted` in `actual`.
+    diagonal = (
+        f"{outcome} and on({by}, {PREDICTED}, {ACTUAL}) label_replace(sum by ({by}, "
+        f'{PREDICTED}) ({outcome}), "{ACTUAL}", "$1", "{PREDICTED}", "(.*)")'
+    )
+
+    def per_class(label: str) -> str:
+        def as_category(series: str) -> str:
+            return (
+                f"sum by ({by}, {CATEGORY}) "
+                f'(label_replace({series}, "{CATEGORY}", "$1", "{label}", "(.*)"))'
+            )
+
+        return f"{as_category(correct)} / on({by}, {CATEGORY}) ({as_category(outcome)} > 0)"
+
+    return [
+        *(window_rule(names[k], stage1[k], window, interval) for k in names),
+        {
+            "record": recorded_quality("feedback_count", window),
+            "expr": f"{names['count']} or sum by ({by}) ({outcome})",
+        },
+        {"record": recorded_quality("mae", window), "expr": f"{names['abs']} / {n}"},
+        {"record": recorded_quality("rmse", window), "expr": f"sqrt({names['squared']} / {n})"},
+        {
+            # Σe = Σmax(e, 0) - Σmax(-e, 0) = 2 Σmax(e, 0) - Σ|e|
+            "record": recorded_quality("bias", window),
+            "expr": f"(2 * {names['over']} - {names['abs']}) / {n}",
+        },
+        {"record": correct, "expr": diagonal},
+        {
+            "record": recorded_quality("accuracy", window),
+            "expr": f"sum by ({by}) ({correct}) / (sum by ({by}) ({outcome}) > 0)",
+        },
+        {"record": recorded_quality("precision", window), "expr": per_class(PREDICTED)},
+        {"record": recorded_quality("recall", window), "expr": per_class(ACTUAL)},
+    ]
+
+
+def _quality_alert(window: str, limits: QualityLimits) -> dict:
+    by = f"{MODEL}, {OUTPUTS.label}"
+
+    def baseline(measure: str) -> str:
+        return f"max by ({by}) ({baseline_quality(measure)})"
+
+    worse = " or ".join(
+        [
+            *(
+                f"{recorded_quality(m, window)} > on({by}) {limits.error_ratio} * {baseline(m)}"
+                for m in ("mae", "rmse")
+            ),
+            f"{recorded_quality('accuracy', window)} < on({by}) "
+            f"{baseline('accuracy')} - {limits.accuracy_drop}",
+        ]
+    )
+    return {
+        "alert": QUALITY_ALERT,
+        # max by: MAE and RMSE both worse make one alert, not two of the same labels
+        "expr": f"max by ({by}) ({worse}) and on({by}) "
+        f"{recorded_quality('feedback_count', window)} >= {limits.min_count}",
+        "for": "15m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Output {{ $labels.output }} of model {{ $labels.model }} is doing "
+            "worse than at training time",
+            "description": f"Over the last {window}, from labelled predictions "
+            f"(feedback): MAE or RMSE above {limits.error_ratio} x the baseline's, or "
+            f"accuracy more than {limits.accuracy_drop} below it, with at least "
+            f"{limits.min_count} labels in the window.",
+        },
+    }
+
+
 def stage1_records(interval: str = INTERVAL) -> list[dict[str, str]]:
     """Stage 1 alone: what ``promtool tsdb create-blocks-from rules`` backfills."""
-    return [rule for role in ROLES for rule in _stage1_rules(role, interval)]
+    return [rule for role in ROLES for rule in _stage1_rules(role, interval)] + _quality_stage1(
+        interval
+    )
 
 
 def rules(
@@ -292,6 +425,7 @@ def rules(
     warning: DriftThresholds = DEFAULT_THRESHOLDS,
     critical: DriftThresholds = CRITICAL,
     interval: str = INTERVAL,
+    quality: QualityLimits = QUALITY,
 ) -> dict:
     """The rule groups as a dict, ready for ``yaml.safe_dump``.
 
@@ -309,11 +443,13 @@ def rules(
         for role in ROLES
         for rule in _window_rules(role, window, interval)
     ]
+    recording += [rule for window in windows for rule in _quality_window(window, interval)]
     alerts = [
         _alert(role, windows[0], severity, limits)
         for role in ROLES
         for severity, limits in (("warning", warning), ("critical", critical))
     ]
+    alerts.append(_quality_alert(windows[0], quality))
     return {
         "groups": [
             {"name": "boxkite-drift", "interval": interval, "rules": recording},
@@ -337,6 +473,9 @@ def rules_yaml(
         f"# Alerts over {windows[0]}; warning: PSI >= {warning.psi} "
         f"or KS >= {warning.ks}, critical: PSI >= {critical.psi} or KS >= {critical.ks}, "
         f"both with at least {warning.min_count} values in the window.\n"
+        f"# Quality from feedback routes (docs/ground-truth.md): {QUALITY_ALERT} when MAE or "
+        f"RMSE exceed {QUALITY.error_ratio} x the baseline's or accuracy falls more than "
+        f"{QUALITY.accuracy_drop} below it, with at least {QUALITY.min_count} labels.\n"
     )
     body = yaml.safe_dump(
         rules(windows, warning, critical, interval), sort_keys=False, width=10_000
