@@ -194,13 +194,24 @@ def _by_replica(role: str, label: str, var: str) -> dict[str, Any]:
     )
 
 
+QUALITY_PANELS = {
+    "Error: MAE and RMSE, last hour": "numeric",
+    "Bias (mean prediction - truth), last hour": "numeric",
+    "Accuracy, last hour": "categorical",
+    "Feedback per hour, and unusable feedback": "any",
+}
+"""Titles of the quality row's panels and the outputs they show: they have data only
+for outputs that feedback routes bring labels for."""
+
+
 def _quality_panels() -> list[dict[str, Any]]:
     """Live quality from feedback routes next to the baseline's, for the chosen output."""
     sel = '{model="$model",output="$output"}'
+    titles = list(QUALITY_PANELS)
     measures = [
-        ("Error: MAE and RMSE, last hour", ("mae", "rmse"), "numeric outputs"),
-        ("Bias (mean prediction - truth), last hour", ("bias",), "numeric outputs"),
-        ("Accuracy, last hour", ("accuracy",), "categorical outputs"),
+        (titles[0], ("mae", "rmse"), "numeric outputs"),
+        (titles[1], ("bias",), "numeric outputs"),
+        (titles[2], ("accuracy",), "categorical outputs"),
     ]
     panels = []
     for title, names, kind in measures:
@@ -226,7 +237,7 @@ def _quality_panels() -> list[dict[str, Any]]:
         )
     panels.append(
         _timeseries(
-            "Feedback per hour, and unusable feedback",
+            titles[3],
             "Labelled predictions counted in the last hour; feedback whose prediction or "
             "truth could not be used, per second.",
             [

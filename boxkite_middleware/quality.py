@@ -51,9 +51,11 @@ class Quality:
         return tuple(floatToGoString(e) for e in self.edges) + ("+Inf",)
 
     @property
-    def n(self) -> int:
-        """Pairs counted (missing ones excluded)."""
-        return int(self.counts.sum() if self.kind == NUMERIC else self.confusion.sum())
+    def n(self) -> int | float:
+        """Pairs counted (missing ones excluded); a float when the counts are estimates
+        (``increase()`` over a window extrapolates)."""
+        total = self.counts.sum() if self.kind == NUMERIC else self.confusion.sum()
+        return int(total) if float(total).is_integer() else float(total)
 
     def metrics(self) -> dict[str, Any]:
         """MAE, RMSE and bias; or accuracy and per-class precision and recall."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
@@ -221,7 +222,7 @@ def _quality(sides: dict[tuple[str, str], _Feedback], model: str | None) -> Qual
                 "numeric",
                 int(side.missing),
                 edges=np.array([float(le) for le in labels[:-1]]),
-                counts=np.rint(counts).astype(np.int64),
+                counts=counts,  # from Prometheus: extrapolated by increase(), not whole
                 error_sum=side.sums[0],
                 abs_sum=side.sums[1],
                 squared_sum=side.sums[2],
@@ -229,9 +230,9 @@ def _quality(sides: dict[tuple[str, str], _Feedback], model: str | None) -> Qual
         elif side.outcomes:
             classes = sorted({c for pair in side.outcomes for c in pair}, key=lambda c: c == OTHER)
             index = {c: i for i, c in enumerate(classes)}
-            confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+            confusion = np.zeros((len(classes), len(classes)))
             for (predicted, actual), count in side.outcomes.items():
-                confusion[index[predicted], index[actual]] = round(count)
+                confusion[index[predicted], index[actual]] = count
             quality = Quality(
                 "categorical", int(side.missing), classes=tuple(classes), confusion=confusion
             )
@@ -296,6 +297,7 @@ def report_from_prometheus(
     Reads the raw ``boxkite_*`` series, so the recording rules need not be installed.
     """
     models: Models = {}
+    at = time.time()
     for role, label in _LABEL.items():
         by = f"model, {label}"
         for name, promql in (
@@ -328,7 +330,7 @@ def report_from_prometheus(
                 f"max by ({by}) (boxkite_baseline_{role}_missing)",
             ),
         ):
-            for result in _query(base_url, promql, timeout):
+            for result in _query(base_url, promql, timeout, at):
                 _add(models, name, result["metric"], float(result["value"][1]))
     return _report(models, model, thresholds)
 
@@ -339,6 +341,7 @@ def quality_from_prometheus(
     """Live quality over the last ``window``, from the raw feedback counters."""
     by = f"{MODEL}, {OUTPUTS.label}"
     sides: dict[tuple[str, str], _Feedback] = {}
+    at = time.time()
     queries = [
         (f"{PREDICTION_ERROR}_bucket", f"sum by ({by}, le) (increase({{name}}[{window}]))"),
         (f"{PREDICTION_ERROR}_sum", f"sum by ({by}) (increase({{name}}[{window}]))"),
@@ -355,13 +358,16 @@ def quality_from_prometheus(
         for name, m in _BASELINE_QUALITY.items()
     ]
     for name, template in queries:
-        for result in _query(base_url, template.format(name=name), timeout):
+        for result in _query(base_url, template.format(name=name), timeout, at):
             _add_feedback(sides, name, result["metric"], float(result["value"][1]))
     return _quality(sides, model)
 
 
-def _query(base_url: str, promql: str, timeout: float) -> list[dict[str, Any]]:
-    url = f"{base_url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+def _query(base_url: str, promql: str, timeout: float, at: float) -> list[dict[str, Any]]:
+    """An instant query at time ``at``: every query of one report at the same instant, so
+    ``increase()`` extrapolates every series alike and ratios of them stay exact."""
+    params = {"query": promql, "time": f"{at:.3f}"}
+    url = f"{base_url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode(params)
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
         return json.loads(response.read())["data"]["result"]
 

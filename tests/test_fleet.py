@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from boxkite_middleware import Baseline
-from boxkite_middleware.dashboard import dashboard, queries
+from boxkite_middleware.dashboard import QUALITY_PANELS, dashboard, queries
 from boxkite_middleware.readback import report_from_prometheus
 from boxkite_middleware.rules import WINDOWS, rules_yaml
 
@@ -167,10 +167,13 @@ def test_rules_and_dashboard_over_three_replicas(tmp_path):
             }
         )
         assert flagged == {"age", "region", "prediction"}
-        # every query of every dashboard panel returns data
+        # every query of every dashboard panel returns data (the quality row needs
+        # feedback, which this fleet does not get: tests/test_fleet_quality.py checks it)
         board = dashboard()
         empty = []
         for title, expr in queries(board):
+            if title in QUALITY_PANELS:
+                continue
             promql = (
                 expr.replace("$model", "toy")
                 .replace("$feature", "age")
