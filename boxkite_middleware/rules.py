@@ -1,7 +1,8 @@
 """Prometheus recording and alert rules computing fleet-wide drift, as YAML.
 
 ``dashboards/boxkite-rules.yml`` is this module's output with the defaults; run
-``boxkite-middleware rules --window 6h`` for other windows or thresholds.
+``boxkite-middleware rules --window 6h,7d`` for other windows (``--interval`` for another
+step).
 
 The rules do in PromQL what :mod:`.drift` does in numpy, over every replica and
 worker, in two stages so that their cost does not grow with replicas × window:
@@ -15,8 +16,9 @@ worker, in two stages so that their cost does not grow with replicas × window:
    reads ``window / interval`` samples of the replica-free series whatever the number
    of replicas, and a second window (24h) costs no more raw reads than the first.
 
-Consecutive stage-1 differences telescope: their sum over a window is exactly what the
-counters gained between its first and last evaluation, without the extrapolation of
+Consecutive evaluations share an aligned instant, so their differences add up: a
+window's count is exactly what the counters gained between the aligned instants at its
+edges (between the last scrapes before them), without the extrapolation of
 ``increase()``. See docs/rules-scaling.md for what is lost (a new replica's first
 interval, an evaluation Prometheus skipped).
 
@@ -65,7 +67,7 @@ WINDOWS = ("1h", "24h")
 """Windows of the shipped rules; alerts use the first."""
 
 INTERVAL = "1m"
-"""How often the drift group runs: stage 1's step, so its difference offset too."""
+"""How often the drift group runs, which is also stage 1's step."""
 
 CRITICAL = DriftThresholds(psi=0.5, ks=0.25, min_count=DEFAULT_THRESHOLDS.min_count)
 """Critical alert thresholds; the warning ones are :data:`~.drift.DEFAULT_THRESHOLDS`,
