@@ -58,6 +58,8 @@ class Monitor:
         pairs: list[tuple[str, str]] = []
         for r in routes:
             pairs += [r] if isinstance(r, tuple) else [(name, r) for name in self.baselines]
+        # A path configured once per method is one `route` label: one set of counters.
+        pairs = list(dict.fromkeys(pairs))
         self._layout = Layout(self.baselines, pairs, feedback)
         self._route_index = {pair: i for i, pair in enumerate(pairs)}
         directory = (multiprocess_dir or env_multiprocess_dir()) if shared else None
