@@ -85,3 +85,36 @@ def test_check_prints_the_count_and_points_to_the_guidance_when_it_is_large(tmp_
     assert count.total > GUIDANCE_ABOVE
     assert f"{count.total:,} series per replica" in out
     assert "docs/rules-scaling.md" in out
+
+
+def test_feedback_series_are_counted_for_numeric_and_categorical_outputs(tmp_path, rng):
+    x = rng.normal(size=600)
+    score = 2 * x + rng.normal(size=600)
+    label = np.where(x > 0, "hi", "lo")
+    Baseline.from_training(
+        {"x": x},
+        {"score": score, "label": label},
+        truth={"score": score + rng.normal(size=600), "label": np.where(x > 0.1, "hi", "lo")},
+    ).save(tmp_path / "b.json")
+    (tmp_path / "boxkite.yaml").write_text(
+        "baseline: b.json\nroutes:\n  - path: /predict\n    preset: flat\n"
+        "feedback:\n  - path: /feedback\n    respond: true\n"
+        "    predictions:\n      score: $.score\n      label: $.label\n"
+        "    truth:\n      score: $.true_score\n      label: $.true_label\n"
+    )
+    config = load_config(str(tmp_path / "boxkite.yaml"))
+    page = _boxkite_series(Observer(config, shared=False).monitor.render()[0].decode())
+    count = series_of_config(config)
+    assert len(page) == count.total and count.quality > 0
+    families = (
+        "boxkite_prediction_error_",
+        "boxkite_prediction_abs_error_total",
+        "boxkite_prediction_squared_error_total",
+        "boxkite_prediction_overestimate_total",
+        "boxkite_prediction_outcome_total",
+        "boxkite_feedback_missing_total",
+        "boxkite_baseline_prediction_error_",
+        *(f"boxkite_baseline_prediction_{m}{{" for m in ("mae", "rmse", "bias", "accuracy")),
+        *(f"boxkite_baseline_prediction_{m}{{" for m in ("precision", "recall")),
+    )
+    assert sum(s.startswith(families) for s in page) == count.quality
