@@ -346,10 +346,8 @@ def _baseline(value: Any, data: Mapping, reader: _Reader, base_dir: str) -> Base
         raise reader.error(data, "baseline", str(exc)) from exc
 
 
-def _route(
-    data: Any, routes: list, index: int, models: Mapping[str, Baseline], reader: _Reader
-) -> RouteConfig:
-    reader.mapping(data, routes, index, _ROUTE_KEYS)
+def _path_and_methods(data: Mapping, reader: _Reader) -> tuple[str, tuple[str, ...]]:
+    """A route's ``path`` and ``methods`` (default POST), predict or feedback alike."""
     path = data.get("path")
     if not isinstance(path, str) or not _ROUTE_PATH.match(path):
         raise reader.error(
@@ -363,7 +361,14 @@ def _route(
     methods = tuple(m.upper() for m in methods)
     if "HEAD" in methods:
         raise reader.error(data, "methods", "HEAD requests carry no body and are not observed")
+    return path, methods
 
+
+def _route(
+    data: Any, routes: list, index: int, models: Mapping[str, Baseline], reader: _Reader
+) -> RouteConfig:
+    reader.mapping(data, routes, index, _ROUTE_KEYS)
+    path, methods = _path_and_methods(data, reader)
     model = _route_model(data, path, models, reader)
     served = list(models.values()) if model is None else [models[model]]
 
@@ -415,12 +420,7 @@ def _feedback(
 ) -> RouteConfig:
     """A feedback route: what the model answered and what was true, per output."""
     reader.mapping(data, routes, index, _FEEDBACK_KEYS)
-    path = data.get("path")
-    if not isinstance(path, str) or not _ROUTE_PATH.match(path):
-        raise reader.error(data, "path", f"feedback 'path' {path!r} must start with '/'")
-    methods = data.get("methods", ["POST"])
-    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
-        raise reader.error(data, "methods", "'methods' must be a list such as [POST]")
+    path, methods = _path_and_methods(data, reader)
     respond = data.get("respond", False)
     if not isinstance(respond, bool):
         raise reader.error(data, "respond", "'respond' must be true or false")
@@ -450,7 +450,7 @@ def _feedback(
         raise reader.error(data, "path", f"feedback route {path}: every path must fan out alike")
     return RouteConfig(
         path=path,
-        methods=tuple(m.upper() for m in methods),
+        methods=methods,
         predictions=predictions,
         truth=truth,
         respond=respond,

@@ -234,28 +234,6 @@ def _text_number(value: Any) -> Any:
     return value
 
 
-def _unwrap(value: Any) -> Any:
-    """One output per row: ``[x]`` is x (a column vector), anything else as is."""
-    return value[0] if type(value) is list and len(value) == 1 else value
-
-
-def _event_data(doc: Any) -> Any:
-    """The payload of a CloudEvent in structured mode (KServe V1), else the document."""
-    if type(doc) is dict and "specversion" in doc and "data" in doc:
-        return doc["data"]
-    return doc
-
-
-def _text_number(value: Any) -> Any:
-    """A number sent as text in a BYTES tensor, as a number; anything else unchanged."""
-    if type(value) is str:
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
 class _Preset(Extractor):
     """Shared by the presets: outputs by name, or unnamed columns in the route's
     ``outputs`` order (the baseline's by default), unless ``predictions`` paths."""

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from flask import Flask, jsonify
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import (
@@ -336,3 +338,39 @@ def test_bias_comes_from_counters_that_only_grow(tmp_path, regression):
     errors = p - y
     assert over == pytest.approx(errors[errors > 0].sum(), rel=1e-9)
     assert (2 * over - absolute) / len(y) == pytest.approx(np.mean(errors), rel=1e-9)
+
+
+values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**20), 10**20),
+    st.none(),
+    st.booleans(),
+    st.sampled_from(["setosa", "virginica", "1.5", "unicorn"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(values, values), min_size=9, max_size=60))
+def test_one_by_one_and_batch_feedback_count_alike(classification, regression, pairs):
+    """Small feedback batches take the per-value loop, large ones numpy: same counts."""
+    from boxkite_middleware import Monitor
+    from boxkite_middleware.schema import REASONS
+
+    _, X, y, p = regression
+    numeric = Baseline.from_training(X, p, truth=y)
+    _, Xc, labels, predicted = classification
+    categorical = Baseline.from_training(Xc, {"species": predicted}, truth={"species": labels})
+    for baseline, output in ((numeric, "prediction"), (categorical, "species")):
+        single, batch = (
+            Monitor(baseline, routes=["/f"], feedback=[("default", output)]) for _ in range(2)
+        )
+        q = single.quality_index(output)
+        predictions, truths = [a for a, _ in pairs], [b for _, b in pairs]
+        for a, b in pairs:
+            single.record_feedback(0, 1, [(q, [a], [b])])
+        batch.record_feedback(0, len(pairs), [(q, predictions, truths)])
+        # the route's counters come last: requests differ (one per call), rows do not
+        width = 2 + len(REASONS)
+        one, many = single.snapshot(), batch.snapshot()
+        assert one[-width + 1] == many[-width + 1] == len(pairs)
+        assert np.allclose(one[:-width], many[:-width], rtol=1e-9, equal_nan=True), output
