@@ -9,6 +9,10 @@
   orjson.loads of the same JSON body (the parse is the floor);
 - /metrics for 10, 50 and 200 numeric features x 10 bins: our render vs
   prometheus_client's generate_latest over the same families;
+- the model servers' paths: a V2 batch of 1,000 x 10 on a ``{model}`` route among ten
+  models, in JSON and in the binary tensor extension, and 1,000 labels on a feedback
+  route, vs orjson.loads of the JSON body; one record whose model comes from the path,
+  vs the same record on a route for one model;
 - multi-process scrape of /metrics: 4, 64 and 1,024 exited workers (after the first
   scrape has folded them into the archive), and prometheus_client's own multiprocess
   mode over 4 and 1,024 dead workers' files for comparison.
@@ -84,6 +88,187 @@ def _prometheus_client_files(directory: str, workers: int, baseline: Baseline) -
     return lambda: generate_latest(registry)
 
 
+def _exchange(
+    observer: Observer,
+    path: str,
+    body: bytes,
+    headers: BodyHeaders,
+    response: bytes | None = None,
+    response_headers: BodyHeaders | None = None,
+):
+    """One request through the core as an adapter drives it, returned as a callable."""
+    route = observer.route_for("POST", path)
+    assert route is not None, path
+
+    def run() -> None:
+        exchange = observer.begin(route, path, headers, len(body))
+        exchange.add_request(body)
+        if response is not None:
+            exchange.start_response(200, response_headers or headers)
+            exchange.add_response(response)
+        exchange.finish()
+
+    return run
+
+
+def _v2_binary(doc: dict, tensors: list[np.ndarray]) -> tuple[bytes, BodyHeaders]:
+    """A V2 body in the binary tensor extension: JSON header, then raw tensors."""
+    for tensor, data in zip(doc["inputs"], tensors):
+        tensor.pop("data")
+        tensor["parameters"] = {"binary_data_size": data.nbytes}
+    header = orjson.dumps(doc)
+    body = header + b"".join(t.astype("<f8").tobytes() for t in tensors)
+    return body, BodyHeaders("application/octet-stream", None, str(len(header)))
+
+
+def model_server_rows(
+    baseline: Baseline, rng: np.random.Generator, scale: float, repeats: int
+) -> list[tuple[str, float, str, float]]:
+    """The paths real model servers take: V2 JSON and binary batches on a ``{model}``
+    route among ten models, feedback batches, and a single record whose model comes
+    from the path (next to the same record on a route for one model)."""
+    rows = []
+    json_headers = BodyHeaders("application/json")
+    with tempfile.TemporaryDirectory() as tmp:
+        truth = baseline.outputs[0]
+        labelled = Baseline.from_training(
+            {c.name: rng.normal(size=2000) for c in baseline.features},
+            {"prediction": (p := rng.normal(size=2000))},
+            truth={"prediction": p + rng.normal(size=2000)},
+        )
+        del truth
+        models = []
+        for i in range(10):
+            labelled.save(os.path.join(tmp, f"m{i}.json"))
+            models.append({"name": f"m{i}", "baseline": os.path.join(tmp, f"m{i}.json")})
+        names = labelled.feature_names
+        observer = Observer(
+            {
+                "models": models,
+                "routes": [
+                    {"path": "/v2/models/{model}/infer", "preset": "kserve-v2"},
+                    {
+                        "path": "/one",
+                        "model": "m3",
+                        "features": {n: f"$.{n}" for n in names},
+                    },
+                    {"path": "/pick/{model}", "features": {n: f"$.{n}" for n in names}},
+                ],
+                "feedback": [
+                    {
+                        "path": "/feedback",
+                        "model": "m3",
+                        "predictions": {"prediction": "$.rows[*].p"},
+                        "truth": {"prediction": "$.rows[*].t"},
+                    }
+                ],
+            },
+            shared=False,
+        )
+    matrix = rng.normal(size=(1000, len(names)))
+    request = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [1000, len(names)],
+                "datatype": "FP64",
+                "data": matrix.reshape(-1).tolist(),
+            }
+        ]
+    }
+    body = orjson.dumps(request)
+    outputs = rng.normal(size=1000)
+    response = orjson.dumps(
+        {
+            "outputs": [
+                {
+                    "name": "y",
+                    "shape": [1000],
+                    "datatype": "FP64",
+                    "data": outputs.tolist(),
+                }
+            ]
+        }
+    )
+    binary, binary_headers = _v2_binary(orjson.loads(body), [matrix])
+    feedback = orjson.dumps(
+        {"rows": [{"p": float(a), "t": float(b)} for a, b in zip(outputs, outputs + 0.5)]}
+    )
+    record = orjson.dumps({n: float(v) for n, v in zip(names, matrix[0])})
+    n = max(int(100 * scale), 3)
+    t = compare(
+        {
+            "json": (
+                _exchange(
+                    observer,
+                    "/v2/models/m7/infer",
+                    body,
+                    json_headers,
+                    response,
+                    json_headers,
+                ),
+                n,
+            ),
+            "binary": (
+                _exchange(
+                    observer,
+                    "/v2/models/m7/infer",
+                    binary,
+                    binary_headers,
+                    response,
+                    json_headers,
+                ),
+                n,
+            ),
+            "feedback": (_exchange(observer, "/feedback", feedback, json_headers), n),
+            "parse": (lambda: orjson.loads(body), n),
+            "parse feedback": (lambda: orjson.loads(feedback), n),
+        },
+        repeats,
+    )
+    rows.append(
+        (
+            "V2 JSON 1,000 x 10, {model} of 10 models",
+            t["json"],
+            "orjson.loads of its request body",
+            t["parse"],
+        )
+    )
+    rows.append(
+        (
+            "V2 binary 1,000 x 10, {model} of 10 models",
+            t["binary"],
+            "orjson.loads of the JSON form",
+            t["parse"],
+        )
+    )
+    rows.append(
+        (
+            "feedback, 1,000 numeric labels",
+            t["feedback"],
+            "orjson.loads of its body",
+            t["parse feedback"],
+        )
+    )
+    n = max(int(20000 * scale), 50)
+    t = compare(
+        {
+            "pick": (_exchange(observer, "/pick/m7", record, json_headers), n),
+            "one": (_exchange(observer, "/one", record, json_headers), n),
+        },
+        repeats,
+    )
+    rows.append(
+        (
+            "one record, model from the path (10)",
+            t["pick"],
+            "the same, a route for one model",
+            t["one"],
+        )
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="tiny N, for smoke tests")
@@ -97,7 +282,11 @@ def main() -> None:
     row = [(i, (float(rng.normal()),)) for i in range(11)]
     registry = CollectorRegistry()
     hist = Histogram(
-        "h", "h", ["feature"], buckets=list(baseline.features[0].edges), registry=registry
+        "h",
+        "h",
+        ["feature"],
+        buckets=list(baseline.features[0].edges),
+        registry=registry,
     )
     children = [hist.labels(f"f{i}") for i in range(11)]
     values = [v for _, (v,) in row]
@@ -158,8 +347,15 @@ def main() -> None:
     n = max(int(200 * scale), 5)
     t = compare({"ours": (through_core, n), "ref": (lambda: orjson.loads(body), n)}, repeats)
     rows.append(
-        ("1,000-row request through the core", t["ours"], "orjson.loads of its body", t["ref"])
+        (
+            "1,000-row request through the core",
+            t["ours"],
+            "orjson.loads of its body",
+            t["ref"],
+        )
     )
+
+    rows += model_server_rows(baseline, rng, scale, repeats)
 
     for features in (10, 50, 200):
         m = Monitor(make_baseline(features, rng), routes=["/predict"])

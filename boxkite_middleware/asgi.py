@@ -70,7 +70,10 @@ class BoxkiteASGIMiddleware:
             None if length is None else _int(length),
         )
         if exchange is None:
-            await self.app(scope, receive, send)
+            if route.respond:  # a feedback route the app does not have: answered here
+                await _no_content(send)
+            else:
+                await self.app(scope, receive, send)
             return
         # Drain the body (up to the size limit) into the exchange, keeping the messages.
         messages: list[Message] = []
@@ -84,6 +87,10 @@ class BoxkiteASGIMiddleware:
                 break  # over the limit: the app reads the rest from the server itself
             if not message.get("more_body", False):
                 break
+        if route.respond:
+            exchange.finish()
+            await _no_content(send)
+            return
         tap = _Tap(messages, receive, send, exchange)
         try:
             await self.app(scope, tap.receive, tap.send)
@@ -109,6 +116,11 @@ class BoxkiteASGIMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _no_content(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _int(value: bytes) -> int | None:

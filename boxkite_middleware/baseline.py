@@ -12,7 +12,7 @@ import datetime as _dt
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Real
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,14 @@ import orjson
 from prometheus_client.utils import floatToGoString
 
 from .binning import bin_floats, category_codes, category_key, to_floats
+from .quality import (
+    Quality,
+    QualityReport,
+    QualityRow,
+    categorical_quality,
+    numeric_errors,
+    numeric_quality,
+)
 from .schema import FEATURES, OTHER, OUTPUTS
 
 if TYPE_CHECKING:
@@ -57,6 +65,7 @@ class Column:
     edges: np.ndarray = field(default_factory=lambda: np.empty(0))
     categories: tuple[str, ...] = ()
     sum: float = 0.0
+    quality: Quality | None = None  # outputs built with ground truth
 
     @property
     def n(self) -> int:
@@ -95,6 +104,8 @@ class Column:
             out["categories"] = list(self.categories)
         out["counts"] = [int(c) for c in self.counts]
         out["missing"] = self.missing
+        if self.quality is not None:
+            out["quality"] = self.quality.to_dict()
         return out
 
     @classmethod
@@ -113,7 +124,16 @@ class Column:
                 raise BaselineError(f"{role} {name!r}: edges must be finite and increasing")
             if len(counts) != len(edges) + 1:
                 raise BaselineError(f"{role} {name!r}: needs len(edges) + 1 counts")
-            return cls(name, role, kind, counts, missing, edges=edges, sum=float(data["sum"]))
+            return cls(
+                name,
+                role,
+                kind,
+                counts,
+                missing,
+                edges=edges,
+                sum=float(data["sum"]),
+                quality=_quality(data, role, name),
+            )
         if kind == CATEGORICAL:
             categories = tuple(data["categories"])
             if not categories or categories[-1] != OTHER or len(set(categories)) != len(categories):
@@ -122,8 +142,33 @@ class Column:
                 )
             if not all(isinstance(c, str) for c in categories) or len(counts) != len(categories):
                 raise BaselineError(f"{role} {name!r}: needs one count per category")
-            return cls(name, role, kind, counts, missing, categories=categories)
+            quality = _quality(data, role, name)
+            if quality is not None and quality.classes != categories:
+                raise BaselineError(f"{role} {name!r}: quality classes differ from categories")
+            return cls(name, role, kind, counts, missing, categories=categories, quality=quality)
         raise BaselineError(f"{role} {name!r}: unknown kind {kind!r}")
+
+
+def _quality(data: Mapping[str, Any], role: str, name: str) -> Quality | None:
+    if "quality" not in data:
+        return None
+    try:
+        quality = Quality.from_dict(data["quality"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BaselineError(f"{role} {name!r}: {exc}") from None
+    if quality.kind != data["kind"]:
+        raise BaselineError(f"{role} {name!r}: quality of another kind")
+    return quality
+
+
+def with_quality(column: Column, predictions: Any, truth: Any, bins: int) -> Column:
+    """``column`` (an output) with the quality of ``predictions`` against ``truth``."""
+    if column.kind == NUMERIC:
+        errors, missing = numeric_errors(predictions, truth)
+        quality = numeric_quality(errors, missing, quantile_edges(errors, bins))
+    else:
+        quality = categorical_quality(predictions, truth, column.categories)
+    return replace(column, quality=quality)
 
 
 def _infer_kind(values: np.ndarray) -> str:
@@ -279,6 +324,7 @@ class Baseline:
         bins: int = DEFAULT_BINS,
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         output_names: Sequence[str] | None = None,
+        truth: Any = None,
     ) -> Baseline:
         """Snapshot training features (and the model's predictions on them).
 
@@ -286,6 +332,8 @@ class Baseline:
         values), or a 2-D array with ``feature_names``. ``predictions``: a 1-D array
         (one output named ``prediction``), a dict of output name -> values, a
         DataFrame, or a 2-D array (a classifier's probabilities) with ``output_names``.
+        ``truth``: what was true for those rows, in the same forms as ``predictions``
+        (held-out rows are best); the baseline then keeps each output's quality.
         Strings and bools are categorical; numbers stay numeric unless named in
         ``categorical``.
         """
@@ -315,9 +363,24 @@ class Baseline:
                 max_categories=max_categories,
             )
 
+        outputs = [build(n, OUTPUT, v) for n, v in output_cols]
+        if truth is not None:
+            if predictions is None:
+                raise BaselineError("truth needs the predictions it is compared with")
+            truths = dict(_named_columns(truth, [n for n, _ in output_cols], "predictions"))
+            if len(output_cols) == 1 and "prediction" in truths:
+                truths = {output_cols[0][0]: truths["prediction"]}
+            unknown = set(truths) - {n for n, _ in output_cols}
+            if unknown:
+                raise BaselineError(f"truth for outputs the predictions lack: {sorted(unknown)}")
+            values = dict(output_cols)
+            outputs = [
+                with_quality(c, values[c.name], truths[c.name], bins) if c.name in truths else c
+                for c in outputs
+            ]
         return cls(
             [build(n, FEATURE, v) for n, v in feature_cols],
-            [build(n, OUTPUT, v) for n, v in output_cols],
+            outputs,
             rows=lengths.pop() if lengths else 0,
         )
 
@@ -405,6 +468,28 @@ class Baseline:
             counts, missing, _ = column.count(values)
             rows.append(compare(column, counts, missing, thresholds))
         return DriftReport(rows)
+
+    def quality(self, truth: Any, predictions: Any) -> QualityReport:
+        """Quality of ``predictions`` against ``truth`` (same forms as for
+        :meth:`from_training`), per output, next to the baseline's own."""
+        names = self.output_names if len(self.outputs) != 1 else None
+        truths = dict(_named_columns(truth, names, "predictions"))
+        rows = []
+        for name, values in _named_columns(predictions, names, "predictions"):
+            if len(self.outputs) == 1 and name == "prediction":
+                name = self.outputs[0].name
+            column = self.output(name)
+            true = truths.get(name, truths.get("prediction") if len(self.outputs) == 1 else None)
+            if true is None:
+                continue
+            if column.kind == NUMERIC:
+                edges = column.quality.edges if column.quality is not None else np.empty(0)
+                now = numeric_quality(*numeric_errors(values, true), edges)
+            else:
+                now = categorical_quality(values, true, column.categories)
+            base = column.quality.metrics() if column.quality is not None else {}
+            rows.append(QualityRow(name, column.kind, now.n, now.missing, now.metrics(), base, now))
+        return QualityReport(rows)
 
 
 def _find(columns: Sequence[Column], name: str, role: str) -> Column:

@@ -35,8 +35,15 @@ class TerminalProgress:
 
     INTERVAL = 0.1  # seconds between redraws, at most; the end of a pass always shows
 
-    def __init__(self, path: str, stream: TextIO) -> None:
-        self.path, self.stream = path, stream
+    STEPS = {
+        "reading": (1, "reading"),
+        "counting": (2, "counting"),
+        "quality-sample": (3, "sampling errors"),
+        "quality-counting": (4, "counting quality"),
+    }
+
+    def __init__(self, path: str, stream: TextIO, passes: int = 2) -> None:
+        self.path, self.stream, self.passes = path, stream, passes
         self.size = os.path.getsize(path) if os.path.isfile(path) else 0
         self.start = time.monotonic()
         self.shown = -self.INTERVAL
@@ -47,7 +54,8 @@ class TerminalProgress:
         if now - self.shown < self.INTERVAL and fraction < 1.0:
             return
         self.shown = now
-        step = "pass 1/2, reading" if stage == "reading" else "pass 2/2, counting"
+        number, doing = self.STEPS.get(stage, (0, stage))
+        step = f"pass {number}/{self.passes}, {doing}" if number else doing
         line = (
             f"{self.path}: {step}: {rows:,} rows, {fraction:4.0%} of {_size(self.size)}, "
             f"{now:.1f} s"
@@ -104,7 +112,9 @@ def _colour(report: DriftReport, enabled: bool) -> str:
 def _cmd_baseline(args: argparse.Namespace) -> int:
     from .datafile import MissingColumnsError, build_baseline, describe
 
-    progress = TerminalProgress(args.data, sys.stderr) if sys.stderr.isatty() else None
+    truth = dict(_pair(t) for t in args.truth)
+    stream = sys.stderr
+    progress = TerminalProgress(args.data, stream, 4 if truth else 2) if stream.isatty() else None
     try:
         baseline = build_baseline(
             args.data,
@@ -114,10 +124,12 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
             bins=args.bins,
             max_categories=args.max_categories,
             progress=progress,
+            truth=truth,
         )
     except MissingColumnsError as exc:
         raise CommandError(
-            f"{exc}; --prediction, --feature and --categorical take column names of the file"
+            f"{exc}; --prediction, --feature, --categorical and --truth take column names "
+            "of the file"
         ) from None
     finally:
         if progress:
@@ -137,26 +149,37 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair(text: str) -> tuple[str, str]:
+    prediction, sep, truth = text.partition("=")
+    if not sep or not prediction or not truth:
+        raise CommandError(f"--truth {text!r}: write it as PREDICTION_COLUMN=TRUTH_COLUMN")
+    return prediction, truth
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
+    from .cardinality import GUIDANCE_ABOVE, series_of_config
     from .config import load_config
     from .observing import Observer
 
     config = load_config(args.config)
     observer = Observer(config, shared=False)  # counts in memory: no live directory touched
-    series = sum(
-        1
-        for line in observer.monitor.render()[0].splitlines()
-        if line and not line.startswith(b"#")
-    )
+    series = series_of_config(config)
     for name, baseline in config.models.items():
         print(
             f"{args.config}: OK. model {name!r}, baseline of "
             f"{len(baseline.features)} features and {len(baseline.outputs)} outputs"
         )
     print(
-        f"metrics at {config.metrics_path or '(not mounted)'}: {series} series; "
+        f"metrics at {config.metrics_path or '(not mounted)'}: {series}; "
         f"bodies over {config.max_body_bytes:,} bytes pass through unobserved"
     )
+    if series.total > GUIDANCE_ABOVE:
+        name, count = series.widest
+        print(
+            f"  over {GUIDANCE_ABOVE:,} series per replica, times every replica: the widest "
+            f"column is {name} ({count} series); see docs/rules-scaling.md for fewer bins, "
+            "fewer categories or features, and dropping the baseline series"
+        )
     for route in config.routes:
         how = f"preset {route.preset}" if route.preset else "paths"
         model = f"model {route.model}" if route.model else "model from the path"
@@ -235,9 +258,17 @@ def _unreachable(url: str, exc: OSError, what: str) -> CommandError:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .readback import fetch, report_from_prometheus, report_from_texts
+    from .quality import QualityReport
+    from .readback import (
+        fetch,
+        quality_from_prometheus,
+        quality_from_texts,
+        report_from_prometheus,
+        report_from_texts,
+    )
 
     thresholds = DriftThresholds(psi=args.psi, ks=args.ks, min_count=args.min_count)
+    quality = QualityReport([])
     if args.baseline:
         from .baseline import Baseline
         from .datafile import drift_of_files
@@ -250,6 +281,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     elif args.prometheus:
         try:
             report = report_from_prometheus(args.prometheus, args.window, args.model, thresholds)
+            quality = quality_from_prometheus(args.prometheus, args.window, args.model)
         except OSError as exc:
             raise _unreachable(args.prometheus, exc, "Prometheus's query API") from None
         except ValueError as exc:  # no boxkite_* series, or no --model among several
@@ -269,6 +301,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 )
         try:
             report = report_from_texts(texts, args.model, thresholds)
+            quality = quality_from_texts(texts, args.model)
         except ValueError as exc:
             raise CommandError(f"{' '.join(args.urls)}: {exc}") from None
         source = "counts since start-up at " + ", ".join(args.urls)
@@ -277,15 +310,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.html:
         from .html_report import write
 
-        write(report, args.html, title=args.title, source=source)
+        write(report, args.html, title=args.title, source=source, quality=quality.to_dict())
     if args.format == "json":
         print(
             json.dumps(
-                {"drifted": [r.name for r in report.drifted], "rows": report.to_dicts()}, indent=2
+                {
+                    "drifted": [r.name for r in report.drifted],
+                    "rows": report.to_dicts(),
+                    "quality": quality.to_dicts(),
+                },
+                indent=2,
             )
         )
     else:
         print(_colour(report, sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+        if len(quality):
+            print(f"\nQuality (ground truth)\n{quality}")
     if args.html:
         print(f"HTML report: {args.html}", file=sys.stderr)
     return 1 if report.drifted else 0
@@ -306,9 +346,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules(args: argparse.Namespace) -> int:
-    from .rules import rules_yaml
+    from .rules import WINDOWS, rules_yaml
 
-    print(rules_yaml(args.window), end="")
+    windows = [w for given in args.window or WINDOWS for w in given.split(",") if w]
+    print(rules_yaml(windows, interval=args.interval), end="")
     return 0
 
 
@@ -358,6 +399,14 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="treat a numeric column as categorical (repeatable)",
+    )
+    p.add_argument(
+        "--truth",
+        action="append",
+        default=[],
+        metavar="PREDICTION=TRUTH",
+        help="the column of true values for a prediction column, e.g. score=label "
+        "(repeatable): the baseline then keeps the model's quality for feedback routes",
     )
     p.add_argument(
         "--bins",
@@ -435,8 +484,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-html", action="store_true", help="print the tables only")
     p.set_defaults(run=_cmd_demo)
 
-    p = sub.add_parser("rules", help="print the Prometheus recording and alert rules")
-    p.add_argument("--window", default="1h")
+    p = sub.add_parser(
+        "rules",
+        help="print the Prometheus recording and alert rules",
+        description="Two-stage rules (docs/rules-scaling.md): every --interval the "
+        "replicas' counters are summed into replica-free increases, and every window sums "
+        "those. Alerts use the first window.",
+    )
+    p.add_argument(
+        "--window",
+        action="append",
+        metavar="DURATION",
+        help="a window, repeatable or comma-separated (default: 1h,24h); "
+        "each a multiple of the interval",
+    )
+    p.add_argument("--interval", default="1m", help="evaluation interval of the group (1m)")
     p.set_defaults(run=_cmd_rules)
 
     p = sub.add_parser("dashboard", help="print the Grafana dashboard JSON")

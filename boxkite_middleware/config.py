@@ -24,7 +24,8 @@ from .metrics_auth import MetricsAccess
 from .schema import OTHER, PRESETS
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-_TOP_KEYS = ("model", "baseline", "models", "metrics", "max_body_bytes", "routes")
+_TOP_KEYS = ("model", "baseline", "models", "metrics", "max_body_bytes", "routes", "feedback")
+_FEEDBACK_KEYS = ("path", "methods", "model", "respond", "predictions", "truth")
 _MODEL_KEYS = ("name", "baseline")
 _ROUTE_KEYS = (
     "path",
@@ -58,6 +59,8 @@ class RouteConfig:
     output: str | None = None
     model: str | None = None  # the one model it serves; None: ``{model}`` in the path picks
     outputs: tuple[str, ...] | None = None  # unnamed output columns, in order
+    truth: dict[str, JSONPath] = field(default_factory=dict)  # feedback routes only
+    respond: bool = False  # feedback routes: the middleware answers 204 itself
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Config:
 
     models: dict[str, Baseline]  # name -> baseline, in config order
     routes: tuple[RouteConfig, ...]
+    feedback: tuple[RouteConfig, ...] = ()  # routes that bring ground truth
     metrics_path: str | None = "/metrics"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     source: str | None = None
@@ -196,17 +200,25 @@ def _build(data: Mapping[str, Any], reader: _Reader, base_dir: str) -> Config:
     if not isinstance(routes, list) or not routes:
         raise reader.error(data, "routes", "'routes' must be a non-empty list")
     built = tuple(_route(r, routes, i, models, reader) for i, r in enumerate(routes))
+    feedback_data = data.get("feedback", [])
+    if not isinstance(feedback_data, list):
+        raise reader.error(data, "feedback", "'feedback' must be a list of routes")
+    feedback = tuple(
+        _feedback(r, feedback_data, i, models, reader) for i, r in enumerate(feedback_data)
+    )
     seen: set[tuple[str, str]] = set()
-    for i, route in enumerate(built):
-        for method in route.methods:
-            if (route.path, method) in seen:
-                raise reader.error(routes, i, f"route {method} {route.path} is configured twice")
-            seen.add((route.path, method))
-        if route.path == metrics_path:
-            raise reader.error(routes, i, f"route {route.path} is the metrics path")
+    for where, group in ((routes, built), (feedback_data, feedback)):
+        for i, route in enumerate(group):
+            for method in route.methods:
+                if (route.path, method) in seen:
+                    raise reader.error(where, i, f"route {method} {route.path} is configured twice")
+                seen.add((route.path, method))
+            if route.path == metrics_path:
+                raise reader.error(where, i, f"route {route.path} is the metrics path")
     return Config(
         models=models,
         routes=built,
+        feedback=feedback,
         metrics_path=metrics_path,
         max_body_bytes=limit,
         source=reader.source,
@@ -334,10 +346,8 @@ def _baseline(value: Any, data: Mapping, reader: _Reader, base_dir: str) -> Base
         raise reader.error(data, "baseline", str(exc)) from exc
 
 
-def _route(
-    data: Any, routes: list, index: int, models: Mapping[str, Baseline], reader: _Reader
-) -> RouteConfig:
-    reader.mapping(data, routes, index, _ROUTE_KEYS)
+def _path_and_methods(data: Mapping, reader: _Reader) -> tuple[str, tuple[str, ...]]:
+    """A route's ``path`` and ``methods`` (default POST), predict or feedback alike."""
     path = data.get("path")
     if not isinstance(path, str) or not _ROUTE_PATH.match(path):
         raise reader.error(
@@ -351,7 +361,14 @@ def _route(
     methods = tuple(m.upper() for m in methods)
     if "HEAD" in methods:
         raise reader.error(data, "methods", "HEAD requests carry no body and are not observed")
+    return path, methods
 
+
+def _route(
+    data: Any, routes: list, index: int, models: Mapping[str, Baseline], reader: _Reader
+) -> RouteConfig:
+    reader.mapping(data, routes, index, _ROUTE_KEYS)
+    path, methods = _path_and_methods(data, reader)
     model = _route_model(data, path, models, reader)
     served = list(models.values()) if model is None else [models[model]]
 
@@ -395,6 +412,49 @@ def _route(
         output=data.get("output"),
         model=model,
         outputs=outputs,
+    )
+
+
+def _feedback(
+    data: Any, routes: list, index: int, models: Mapping[str, Baseline], reader: _Reader
+) -> RouteConfig:
+    """A feedback route: what the model answered and what was true, per output."""
+    reader.mapping(data, routes, index, _FEEDBACK_KEYS)
+    path, methods = _path_and_methods(data, reader)
+    respond = data.get("respond", False)
+    if not isinstance(respond, bool):
+        raise reader.error(data, "respond", "'respond' must be true or false")
+    model = _route_model(data, path, models, reader)
+    served = list(models.values()) if model is None else [models[model]]
+    for key in ("predictions", "truth"):
+        if key not in data:
+            raise reader.error(
+                data, "path", f"feedback route {path} needs '{key}' (output -> path)"
+            )
+    predictions = _paths(data, "predictions", served, "output", reader)
+    truth = _paths(data, "truth", served, "output", reader)
+    if set(predictions) != set(truth):
+        raise reader.error(data, "truth", "'truth' must name the same outputs as 'predictions'")
+    for baseline in served:
+        for name in predictions:
+            column = baseline.output(name)
+            if column.kind == "numeric" and column.quality is None:
+                raise reader.error(
+                    data["predictions"],
+                    name,
+                    f"output {name!r} is numeric and its baseline has no error bins: rebuild "
+                    "it with Baseline.from_training(..., truth=y_true) or the baseline "
+                    "command's --truth",
+                )
+    if len({p.fans_out for p in [*predictions.values(), *truth.values()]}) > 1:
+        raise reader.error(data, "path", f"feedback route {path}: every path must fan out alike")
+    return RouteConfig(
+        path=path,
+        methods=methods,
+        predictions=predictions,
+        truth=truth,
+        respond=respond,
+        model=model,
     )
 
 

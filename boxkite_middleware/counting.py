@@ -14,7 +14,7 @@ import os
 import threading
 import weakref
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -113,6 +113,97 @@ class _Slots:
         array[self.missing] += missing
 
 
+def _absent(_key: Any) -> None:
+    return None
+
+
+class _QualitySlots:
+    """Where one output's feedback counts live: errors in the baseline's error bins
+    (then missing, sum of e, of |e|, of e², of max(e, 0)), or a predicted x actual
+    matrix (then missing)."""
+
+    __slots__ = (
+        "model",
+        "column",
+        "quality",
+        "start",
+        "bins",
+        "missing",
+        "numeric",
+        "edges",
+        "index",
+    )
+
+    def __init__(self, model: str, column: Column, start: int) -> None:
+        self.model = model
+        self.column = column
+        self.start = start
+        self.numeric = column.kind == NUMERIC
+        if self.numeric:
+            assert column.quality is not None  # the config refuses numeric outputs without
+            self.edges = [float(e) for e in column.quality.edges]
+            self.bins = len(self.edges) + 1
+        else:
+            self.edges = []
+            self.bins = len(column.categories) ** 2
+        self.index = {c: i for i, c in enumerate(column.categories)}
+        self.missing = start + self.bins
+
+    @property
+    def end(self) -> int:
+        return self.missing + (5 if self.numeric else 1)
+
+    def add(self, buf: memoryview, predictions: Sequence[Any], truths: Sequence[Any]) -> None:
+        start, missing = self.start, self.missing
+        if self.numeric:
+            edges = self.edges
+            for predicted, actual in zip(predictions, truths):
+                p, t = as_number(predicted), as_number(actual)
+                error = p - t if p is not None and t is not None else None
+                if error is None or error - error != 0.0:
+                    buf[missing] += 1.0
+                    continue
+                buf[start + bisect_left(edges, error)] += 1.0
+                buf[missing + 1] += error
+                buf[missing + 2] += abs(error)
+                buf[missing + 3] += error * error
+                if error > 0.0:
+                    buf[missing + 4] += error
+            return
+        index, other = self.index, len(self.index) - 1
+        width = len(index)
+        for predicted, actual in zip(predictions, truths):
+            p, t = category_key(predicted), category_key(actual)
+            if p is None or t is None:
+                buf[missing] += 1.0
+            else:
+                buf[start + index.get(p, other) * width + index.get(t, other)] += 1.0
+
+    def add_many(
+        self, array: np.ndarray, predictions: Sequence[Any], truths: Sequence[Any]
+    ) -> None:
+        """:meth:`add` for a batch, in numpy: the same rules, one pass per column."""
+        start, missing = self.start, self.missing
+        if self.numeric:
+            errors = to_floats(predictions) - to_floats(truths)
+            usable = errors[np.isfinite(errors)]
+            bins = np.searchsorted(np.asarray(self.edges), usable, side="left")
+            array[start : start + self.bins] += np.bincount(bins, minlength=self.bins)
+            array[missing] += len(errors) - len(usable)
+            array[missing + 1] += usable.sum()
+            array[missing + 2] += np.abs(usable).sum()
+            array[missing + 3] += np.square(usable).sum()
+            array[missing + 4] += usable[usable > 0.0].sum()
+            return
+        width = len(self.index)
+        p, lost_p = category_codes(self.index, width - 1, predictions)
+        t, lost_t = category_codes(self.index, width - 1, truths)
+        usable = (p >= 0) & (t >= 0)
+        cells = np.bincount(p[usable] * width + t[usable], minlength=width * width)
+        array[start : start + self.bins] += cells
+        array[missing] += len(p) - int(usable.sum())
+
+
 class Layout:
     """Offsets of every count of one monitor in its flat array.
 
@@ -126,6 +217,7 @@ class Layout:
         self,
         models: Mapping[str, Baseline],
         routes: Sequence[tuple[str, str]] = (),
+        feedback: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.models = dict(models)
         self.routes = tuple(routes)
@@ -138,6 +230,14 @@ class Layout:
                 self._columns[(model, column.role, column.name)] = len(self.columns)
                 self.columns.append(slots)
                 offset = slots.end
+        # Outputs that feedback routes bring ground truth for, as (model, output) pairs.
+        self.quality: list[_QualitySlots] = []
+        self._quality: dict[tuple[str, str], int] = {}
+        for model, name in feedback:
+            slots_q = _QualitySlots(model, self.models[model].output(name), offset)
+            self._quality[(model, name)] = len(self.quality)
+            self.quality.append(slots_q)
+            offset = slots_q.end
         self.route_offset = offset
         self.route_width = 2 + len(REASONS)
         self.size = offset + self.route_width * len(self.routes)
@@ -146,6 +246,7 @@ class Layout:
                 [[m, b.to_dict()["features"], b.to_dict()["outputs"]] for m, b in models.items()],
                 [list(r) for r in self.routes],
                 [r.label for r in REASONS],
+                *([[list(f) for f in feedback]] if feedback else []),
             ]
         )
         self.key = hashlib.sha256(description).hexdigest()[:16]
@@ -155,6 +256,56 @@ class Layout:
             return self._columns[(model, role, name)]
         except KeyError:
             raise KeyError(f"{model}: {role} {name!r}") from None
+
+    def compile_counter(self, columns: Sequence[tuple[int, str]]) -> Callable[[Any, Any], None]:
+        """``count(buf, doc)``: counts ``doc[key]`` into each column, straight-line.
+
+        The generated function does per value exactly what :meth:`Recorder.observe`'s
+        loop does, with every slot a literal and no loop, tuple or dispatch: for the
+        most common route, a JSON object per request read by top-level keys, this is
+        the whole of extraction and counting.
+        """
+        names: dict[str, Any] = {
+            "bisect_left": bisect_left,
+            "as_number": as_number,
+            "category_key": category_key,
+        }
+        lines = ["def count(buf, doc):", "    get = doc.get if type(doc) is dict else _absent"]
+        names["_absent"] = _absent
+        for n, (index, key) in enumerate(columns):
+            slots = self.columns[index]
+            lines.append(f"    v = get({key!r})")
+            if slots.sum >= 0:
+                names[f"E{n}"] = slots.edge_list
+                lines += [
+                    "    if type(v) is not float:",
+                    "        v = as_number(v)",
+                    "    if v is not None and v - v == 0.0:",
+                    f"        buf[{slots.start} + bisect_left(E{n}, v)] += 1.0",
+                    f"        buf[{slots.sum}] += v",
+                    "    else:",
+                    f"        buf[{slots.missing}] += 1.0",
+                ]
+            else:
+                names[f"C{n}"] = slots.index
+                lines += [
+                    "    if type(v) is not str:",
+                    "        v = category_key(v)",
+                    "    if v is None:",
+                    f"        buf[{slots.missing}] += 1.0",
+                    "    else:",
+                    f"        buf[C{n}.get(v, {slots.other})] += 1.0",
+                ]
+        if not columns:
+            lines.append("    pass")
+        exec(compile("\n".join(lines), "<boxkite counter>", "exec"), names)  # noqa: S102
+        return names["count"]
+
+    def quality_index(self, model: str, output: str) -> int:
+        try:
+            return self._quality[(model, output)]
+        except KeyError:
+            raise KeyError(f"{model}: no feedback for output {output!r}") from None
 
     def route_slots(self, route: int) -> tuple[int, int, int]:
         """(requests slot, rows slot, first error slot) of a (model, route) pair."""
@@ -213,6 +364,35 @@ class Recorder:
                 requests, row_slot, _ = self._routes[route]
                 buf[requests] += 1.0
                 buf[row_slot] += rows
+
+    def observe_compiled(
+        self, route: int, counts: Sequence[tuple[Callable[[Any, Any], None], Any]]
+    ) -> None:
+        """Count one row of a request with :meth:`Layout.compile_counter` functions, each
+        given its document."""
+        with self._lock:
+            buf = self.store.buf or self.store.open()
+            for count, doc in counts:
+                count(buf, doc)
+            requests, row_slot, _ = self._routes[route]
+            buf[requests] += 1.0
+            buf[row_slot] += 1.0
+
+    def feedback(
+        self, route: int, rows: int, outputs: Sequence[tuple[int, Sequence[Any], Sequence[Any]]]
+    ) -> None:
+        """Count ground truth: per output (quality index), predictions and truths by row."""
+        quality = self.layout.quality
+        with self._lock:
+            buf = self.store.buf or self.store.open()
+            for index, predictions, truths in outputs:
+                if rows <= _SMALL_BATCH:
+                    quality[index].add(buf, predictions, truths)
+                else:
+                    quality[index].add_many(self.store.array, predictions, truths)
+            requests, row_slot, _ = self._routes[route]
+            buf[requests] += 1.0
+            buf[row_slot] += rows
 
     def error(self, route: int, reason: Reason) -> None:
         """Count a request whose body could not be observed."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from .drift import DEFAULT_THRESHOLDS
 from .rules import CRITICAL
+from .schema import FEEDBACK_MISSING, baseline_quality, recorded_quality
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
@@ -193,6 +194,65 @@ def _by_replica(role: str, label: str, var: str) -> dict[str, Any]:
     )
 
 
+QUALITY_PANELS = {
+    "Error: MAE and RMSE, last hour": "numeric",
+    "Bias (mean prediction - truth), last hour": "numeric",
+    "Accuracy, last hour": "categorical",
+    "Feedback per hour, and unusable feedback": "any",
+}
+"""Titles of the quality row's panels and the outputs they show: they have data only
+for outputs that feedback routes bring labels for."""
+
+
+def _quality_panels() -> list[dict[str, Any]]:
+    """Live quality from feedback routes next to the baseline's, for the chosen output."""
+    sel = '{model="$model",output="$output"}'
+    titles = list(QUALITY_PANELS)
+    measures = [
+        (titles[0], ("mae", "rmse"), "numeric outputs"),
+        (titles[1], ("bias",), "numeric outputs"),
+        (titles[2], ("accuracy",), "categorical outputs"),
+    ]
+    panels = []
+    for title, names, kind in measures:
+        targets = []
+        for i, measure in enumerate(names):
+            targets.append(
+                _target(f"{recorded_quality(measure, '1h')}{sel}", f"{measure} live", "AB"[i])
+            )
+            targets.append(
+                _target(
+                    f"max by (output) ({baseline_quality(measure)}{sel})",
+                    f"{measure} baseline",
+                    "CD"[i],
+                )
+            )
+        panels.append(
+            _timeseries(
+                title,
+                f"From feedback routes ({kind}): live over the last hour against the "
+                "baseline's, computed the same way from its held-out rows.",
+                targets,
+            )
+        )
+    panels.append(
+        _timeseries(
+            titles[3],
+            "Labelled predictions counted in the last hour; feedback whose prediction or "
+            "truth could not be used, per second.",
+            [
+                _target(f"{recorded_quality('feedback_count', '1h')}{sel}", "feedback", "A"),
+                _target(
+                    f"sum by (output) (rate({FEEDBACK_MISSING}_total{sel}[$__rate_interval]))",
+                    "unusable /s",
+                    "B",
+                ),
+            ],
+        )
+    )
+    return panels
+
+
 def dashboard() -> dict[str, Any]:
     warn, crit = DEFAULT_THRESHOLDS, CRITICAL
     model = '{model="$model"}'
@@ -292,6 +352,8 @@ def dashboard() -> dict[str, Any]:
         _distribution("prediction", "output", "output"),
         _drift_over_time("prediction", "output", "output"),
         _by_replica("prediction", "output", "output"),
+        _row("Quality (ground truth): $output"),
+        *_quality_panels(),
     ]
     _layout(panels)
 

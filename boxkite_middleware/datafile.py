@@ -14,8 +14,8 @@ import csv
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +34,13 @@ from .baseline import (
     quantile_edges,
 )
 from .binning import bin_floats, category_key, to_floats
+from .quality import (
+    Quality,
+    categorical_quality,
+    merge_quality,
+    numeric_errors,
+    numeric_quality,
+)
 
 if TYPE_CHECKING:
     from .drift import DriftReport, DriftThresholds
@@ -47,11 +54,12 @@ Progress = Callable[[str, int, float], None]
 class MissingColumnsError(BaselineError):
     """Columns asked for that the file does not have."""
 
-    def __init__(self, path: str, missing: list[str], available: list[str]) -> None:
+    def __init__(
+        self, path: str, missing: list[str], available: list[str], what: str = "column"
+    ) -> None:
         self.path, self.missing, self.available = path, missing, available
-        super().__init__(
-            f"{path}: no column {', '.join(map(repr, missing))} (it has: {', '.join(available)})"
-        )
+        names = ", ".join(map(repr, missing))
+        super().__init__(f"{path}: no {what} {names} (it has: {', '.join(available)})")
 
 
 def _csv_chunks(path: str, rows: int) -> Iterator[tuple[Chunk, int]]:
@@ -212,15 +220,22 @@ def build_baseline(
     chunk_rows: int = CHUNK_ROWS,
     sample_size: int = SAMPLE_SIZE,
     progress: Progress | None = None,
+    truth: Mapping[str, str] | None = None,
 ) -> Baseline:
     """Baseline of a data file: ``predictions`` name the output columns; the features
-    are ``features`` or else every other column.
+    are ``features`` or else every other column; ``truth`` maps a prediction column
+    to the column of true values, for the baseline's quality.
 
     ``progress(stage, rows, fraction)`` is called after each chunk: ``stage`` is
-    ``"reading"`` (first pass: kinds and samples) or ``"counting"`` (second pass),
+    ``"reading"`` (first pass: kinds and samples) or ``"counting"`` (second pass), and
+    with ``truth`` also ``"quality-sample"`` and ``"quality-counting"`` (two more);
     ``rows`` the rows read so far in that pass, ``fraction`` the share of the file's
     bytes read so far in that pass (0 to 1).
     """
+    truth = dict(truth or {})
+    for name in truth:
+        if name not in predictions:
+            raise BaselineError(f"--truth {name}=...: {name!r} is not a --prediction column")
     if not os.path.exists(path):
         raise BaselineError(
             f"{path}: no such file; give a training data file "
@@ -259,7 +274,15 @@ def build_baseline(
     missing_names = [n for n in [*predictions, *(features or ()), *categorical] if n not in state]
     if missing_names:
         raise MissingColumnsError(path, missing_names, list(state))
-    feature_names = list(features) if features else [n for n in state if n not in predictions]
+    truth_names = set(truth.values())
+    absent = [n for n in truth_names if n not in state]
+    if absent:
+        raise MissingColumnsError(path, absent, list(state), what="truth column")
+    feature_names = (
+        list(features)
+        if features
+        else [n for n in state if n not in predictions and n not in truth_names]
+    )
 
     edges = {n: quantile_edges(c.sample, bins) for n, c in state.items() if c.numeric}
     counts = {n: np.zeros(len(e) + 1, dtype=np.int64) for n, e in edges.items()}
@@ -291,11 +314,77 @@ def build_baseline(
             )
         return categorical_column(name, role, tallies[name], missing[name], max_categories)
 
-    return Baseline(
-        [column(n, FEATURE) for n in feature_names],
-        [column(n, OUTPUT) for n in predictions],
-        rows=rows,
-    )
+    outputs = [column(n, OUTPUT) for n in predictions]
+    if truth:
+        outputs = _with_quality(
+            path, text, outputs, truth, bins, chunk_rows, sample_size, progress, size
+        )
+    return Baseline([column(n, FEATURE) for n in feature_names], outputs, rows=rows)
+
+
+def _with_quality(
+    path: str,
+    text: bool,
+    outputs: list[Column],
+    truth: Mapping[str, str],
+    bins: int,
+    chunk_rows: int,
+    sample_size: int,
+    progress: Progress | None = None,
+    size: int = 1,
+) -> list[Column]:
+    """Output columns with their quality against the truth columns, in two more passes:
+    a bounded uniform sample of errors for their bin edges, then exact counts."""
+    rng = np.random.default_rng(1)
+    numeric = {c.name for c in outputs if c.kind == NUMERIC and c.name in truth}
+    samples = {n: (np.empty(0), np.empty(0)) for n in numeric}
+
+    def values(chunk: Chunk, name: str) -> list[Any]:
+        column = chunk[name]
+        return [_text_value(v) for v in column] if text else column
+
+    done = 0
+    for chunk, read in _chunks_read(path, chunk_rows):
+        done += len(next(iter(chunk.values()), []))
+        if progress:
+            progress("quality-sample", done, min(read / size, 1.0))
+        for name in numeric:
+            errors, _ = numeric_errors(values(chunk, name), values(chunk, truth[name]))
+            keys = np.concatenate([samples[name][0], rng.random(errors.size)])
+            kept = np.concatenate([samples[name][1], errors])
+            if kept.size > sample_size:
+                keep = np.argpartition(keys, sample_size)[:sample_size]
+                keys, kept = keys[keep], kept[keep]
+            samples[name] = (keys, kept)
+    parts: dict[str, list[Quality]] = {c.name: [] for c in outputs if c.name in truth}
+    by_name = {c.name: c for c in outputs}
+    edges = {n: quantile_edges(samples[n][1], bins) for n in numeric}
+    done = 0
+    for chunk, read in _chunks_read(path, chunk_rows):
+        done += len(next(iter(chunk.values()), []))
+        if progress:
+            progress("quality-counting", done, min(read / size, 1.0))
+        for name in parts:
+            predicted, true = values(chunk, name), values(chunk, truth[name])
+            if name in numeric:
+                parts[name].append(numeric_quality(*numeric_errors(predicted, true), edges[name]))
+            else:
+                classes = by_name[name].categories
+                parts[name].append(categorical_quality(predicted, true, classes))
+    return [
+        replace(c, quality=merge_quality(parts[c.name])) if parts.get(c.name) else c
+        for c in outputs
+    ]
+
+
+def _text_value(value: Any) -> Any:
+    """A CSV cell as the number or category it stands for (empty: missing)."""
+    if value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return _text_category(value) if isinstance(value, str) else value
 
 
 def describe(baseline: Baseline) -> str:

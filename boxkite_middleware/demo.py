@@ -24,11 +24,14 @@ import numpy as np
 from .baseline import Baseline
 from .drift import DriftReport
 from .html_report import write as write_html
-from .readback import fetch, report_between
+from .quality import QualityReport
+from .readback import fetch, quality_between, report_between
 from .scraping import serve as serve_in_thread
 from .wsgi import BoxkiteWSGIMiddleware
 
 SHIFTED = ("bmi", "bp")
+FEEDBACK_SHARE = 0.5  # of the predictions whose labels arrive later
+NEW_PATIENTS = 80.0  # how much faster the drifted phase's patients progress
 PHASE_FILES = ("boxkite-demo-phase1.html", "boxkite-demo-phase2-drifted.html")
 """The HTML report of each phase, written into ``html_dir``."""
 
@@ -99,12 +102,26 @@ def _send(base: str, rows: np.ndarray, names: list[str]) -> None:
         )
 
 
+def _feedback(base: str, predictions: np.ndarray, truth: np.ndarray, share: float) -> int:
+    """Labels arriving later for a share of the predictions, as another system would
+    post them: what the model answered and what was true, in batches."""
+    chosen = np.random.default_rng(2).random(len(truth)) < share
+    items = [
+        {"prediction": float(p), "truth": float(t)}
+        for p, t in zip(predictions[chosen], truth[chosen])
+    ]
+    for start in range(0, len(items), 100):
+        _post(f"{base}/feedback", {"items": items[start : start + 100]})
+    return len(items)
+
+
 def _html(
     report: DriftReport,
     html_dir: str | Path | None,
     phase: int,
     what: str,
     out: Callable[[str], None],
+    quality: QualityReport | None = None,
 ) -> None:
     """Write one phase's HTML report and say where; a blank line closes the phase."""
     if html_dir is not None:
@@ -114,6 +131,7 @@ def _html(
             str(path),
             title=f"boxkite demo, phase {phase + 1}: {what}",
             source="the demo server's /metrics, counts of this phase only",
+            quality=quality.to_dict() if quality is not None else None,
         )
         out(f"HTML report: {path.resolve()}")
     out("")
@@ -134,7 +152,7 @@ def run(
     started = time.perf_counter()
     x, y, names, source = _data()
     predict = _fit(x, y)
-    baseline = Baseline.from_training(dict(zip(names, x.T)), predict(x))
+    baseline = Baseline.from_training(dict(zip(names, x.T)), predict(x), truth=y)
     with tempfile.TemporaryDirectory(prefix="boxkite-demo-") as tmp:
         baseline.save(Path(tmp) / "baseline.json")
         config = {
@@ -148,6 +166,14 @@ def run(
                 },
                 {"path": "/v1/models/diabetes:predict", "preset": "kserve-v1"},
             ],
+            "feedback": [
+                {
+                    "path": "/feedback",
+                    "respond": True,  # the model server has no such route: answered here
+                    "predictions": {"prediction": "$.items[*].prediction"},
+                    "truth": {"prediction": "$.items[*].truth"},
+                }
+            ],
         }
         app = BoxkiteWSGIMiddleware(model_app(predict, names), config=config)
         server = serve_in_thread(app, "127.0.0.1", port)
@@ -159,34 +185,40 @@ def run(
             )
             out(
                 f"Model server with the middleware: {base} (POST /predict, "
-                f"POST /v1/models/diabetes:predict)\n"
+                f"POST /v1/models/diabetes:predict; labels at POST /feedback)\n"
             )
             rng = np.random.default_rng(1)
             start = [fetch(f"{base}/metrics")]
-            normal = x[rng.integers(0, len(x), requests)]
+            picked = rng.integers(0, len(x), requests)
+            normal = x[picked]
             _send(base, normal, names)
+            labelled = _feedback(base, predict(normal), y[picked], FEEDBACK_SHARE)
             middle = [fetch(f"{base}/metrics")]
             out(f"Phase 1: {requests} requests drawn like the training data")
             first = report_between(start, middle)
             out(render(first))
-            _html(first, html_dir, 0, f"{requests} requests like the training data", out)
-            drifted = x[rng.integers(0, len(x), requests)].copy()
+            quality = quality_between(start, middle)
+            out(f"Quality from {labelled} labels that arrived later:\n{quality}")
+            what = f"{requests} requests like the training data"
+            _html(first, html_dir, 0, what, out, quality)
+            picked = rng.integers(0, len(x), requests)
+            drifted = x[picked].copy()
             for name in SHIFTED:
                 drifted[:, names.index(name)] += rng.uniform(0.02, 0.05, requests)
             _send(base, drifted, names)
-            second = report_between(middle, [fetch(f"{base}/metrics")])
+            # The new patients progress faster than the model, trained before them, says.
+            labelled = _feedback(base, predict(drifted), y[picked] + NEW_PATIENTS, FEEDBACK_SHARE)
+            end = [fetch(f"{base}/metrics")]
+            second = report_between(middle, end)
             out(
                 f"Phase 2: {requests} requests with {' and '.join(SHIFTED)} shifted up "
                 "(new patients)"
             )
             out(render(second))
-            _html(
-                second,
-                html_dir,
-                1,
-                f"{requests} requests, {' and '.join(SHIFTED)} shifted up",
-                out,
-            )
+            quality = quality_between(middle, end)
+            out(f"Quality from {labelled} labels that arrived later:\n{quality}")
+            what = f"{requests} requests, {' and '.join(SHIFTED)} shifted up"
+            _html(second, html_dir, 1, what, out, quality)
             out(f"Metrics for Prometheus: {base}/metrics")
             out(f"Done in {time.perf_counter() - started:.1f} s.")
             if serve:

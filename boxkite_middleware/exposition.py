@@ -32,18 +32,31 @@ from prometheus_client.utils import floatToGoString
 from .baseline import NUMERIC
 from .counting import Layout
 from .schema import (
+    ACTUAL,
+    BASELINE_PREDICTION_ERROR,
     BASELINE_ROWS,
     BIN,
     CATEGORY,
+    CLASS_MEASURES,
+    FEEDBACK_MISSING,
     MODEL,
     NEXT,
     OBSERVATION_ERRORS,
     OBSERVED_REQUESTS,
     OBSERVED_ROWS,
+    OUTPUTS,
+    PREDICTED,
+    PREDICTION_ABS_ERROR,
+    PREDICTION_ERROR,
+    PREDICTION_OUTCOME,
+    PREDICTION_OVERESTIMATE,
+    PREDICTION_SQUARED_ERROR,
+    QUALITY_MEASURES,
     REASON,
     REASONS,
     ROLES,
     ROUTE,
+    baseline_quality,
 )
 
 _HELP = {
@@ -147,16 +160,102 @@ def _route_families(layout: Layout) -> list[Family]:
     return [requests, rows, errors] if layout.routes else []
 
 
+def _quality_families(layout: Layout) -> list[Family]:
+    """Runtime ground-truth families: errors of numeric outputs, outcomes of categorical."""
+    error = Family(PREDICTION_ERROR, "histogram", "Prediction minus truth, from feedback.", [])
+    absolute = Family(PREDICTION_ABS_ERROR, "counter", "Sum of |prediction - truth|.", [])
+    squared = Family(PREDICTION_SQUARED_ERROR, "counter", "Sum of (prediction - truth)^2.", [])
+    over = Family(
+        PREDICTION_OVERESTIMATE, "counter", "Sum of max(prediction - truth, 0): for the bias.", []
+    )
+    outcome = Family(
+        PREDICTION_OUTCOME, "counter", "Feedback pairs by predicted and actual category.", []
+    )
+    missing = Family(
+        FEEDBACK_MISSING, "counter", "Feedback whose prediction or truth was unusable.", []
+    )
+    for q in layout.quality:
+        labels = {MODEL: q.model, OUTPUTS.label: q.column.name}
+        if q.numeric:
+            le = q.column.quality.le  # type: ignore[union-attr]
+            for i, bound in enumerate(le):
+                error.samples.append(
+                    (f"{PREDICTION_ERROR}_bucket", dict(labels, le=bound), q.start + i)
+                )
+            error.samples.append((f"{PREDICTION_ERROR}_count", labels, q.start + q.bins - 1))
+            error.samples.append((f"{PREDICTION_ERROR}_sum", labels, q.missing + 1))
+            absolute.samples.append((f"{PREDICTION_ABS_ERROR}_total", labels, q.missing + 2))
+            squared.samples.append((f"{PREDICTION_SQUARED_ERROR}_total", labels, q.missing + 3))
+            over.samples.append((f"{PREDICTION_OVERESTIMATE}_total", labels, q.missing + 4))
+        else:
+            classes = q.column.categories
+            for i, predicted in enumerate(classes):
+                for j, actual in enumerate(classes):
+                    outcome.samples.append(
+                        (
+                            f"{PREDICTION_OUTCOME}_total",
+                            dict(labels, **{PREDICTED: predicted, ACTUAL: actual}),
+                            q.start + i * len(classes) + j,
+                        )
+                    )
+        missing.samples.append((f"{FEEDBACK_MISSING}_total", labels, q.missing))
+    return [f for f in (error, absolute, squared, over, outcome, missing) if f.samples]
+
+
+def _baseline_quality(layout: Layout) -> list[Metric]:
+    """The baseline's error bins and quality, for the outputs that get feedback."""
+    error = Metric(
+        BASELINE_PREDICTION_ERROR, "Training-time prediction - truth in the same bins.", "histogram"
+    )
+    gauges = {
+        m: Metric(baseline_quality(m), f"Training-time {m} of the output.", "gauge")
+        for m in (*QUALITY_MEASURES, *CLASS_MEASURES)
+    }
+    for q in layout.quality:
+        quality = q.column.quality
+        assert quality is not None or not q.numeric
+        labels = {MODEL: q.model, OUTPUTS.label: q.column.name}
+        if quality is None:
+            continue  # categorical output of a baseline built without truth
+        metrics = quality.metrics()
+        if q.numeric:
+            running = np.cumsum(quality.counts)
+            for i, bound in enumerate(quality.le):
+                bucket = dict(labels, le=bound, **_bin_labels(i, len(quality.le)))
+                error.add_sample(f"{BASELINE_PREDICTION_ERROR}_bucket", bucket, float(running[i]))
+            error.add_sample(f"{BASELINE_PREDICTION_ERROR}_count", labels, float(running[-1]))
+            error.add_sample(f"{BASELINE_PREDICTION_ERROR}_sum", labels, quality.error_sum)
+            for m in ("mae", "rmse", "bias"):
+                if metrics[m] is not None:
+                    gauges[m].add_sample(baseline_quality(m), labels, metrics[m])
+            continue
+        if metrics["accuracy"] is not None:
+            gauges["accuracy"].add_sample(baseline_quality("accuracy"), labels, metrics["accuracy"])
+        for m in CLASS_MEASURES:
+            for category, value in metrics[m].items():
+                if value is not None:
+                    gauges[m].add_sample(
+                        baseline_quality(m), dict(labels, **{CATEGORY: category}), value
+                    )
+    return [m for m in (error, *gauges.values()) if m.samples]
+
+
 class Exposition:
     """Families of one layout, filled from a snapshot of its counts."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.families = _column_families(layout, baseline=False) + _route_families(layout)
+        self.families = (
+            _column_families(layout, baseline=False)
+            + _quality_families(layout)
+            + _route_families(layout)
+        )
         self._index = np.array([i for f in self.families for _, _, i in f.samples], dtype=np.intp)
         # Histogram buckets are cumulative: per numeric column, bins become running totals.
-        bins = [np.arange(s.start, s.start + s.bins) for s in layout.columns if s.sum >= 0]
-        starts = [np.full(s.bins, s.start) for s in layout.columns if s.sum >= 0]
+        histograms = [(s.start, s.bins) for s in layout.columns if s.sum >= 0]
+        histograms += [(q.start, q.bins) for q in layout.quality if q.numeric]
+        bins = [np.arange(start, start + n) for start, n in histograms]
+        starts = [np.full(n, start) for start, n in histograms]
         self._bin_slots = np.concatenate(bins) if bins else np.empty(0, dtype=np.intp)
         self._bin_starts = np.concatenate(starts) if starts else np.empty(0, dtype=np.intp)
         self._mask = np.zeros(layout.size)
@@ -168,6 +267,7 @@ class Exposition:
             if baseline.columns:  # not the stand-in that counts requests for unknown models
                 rows.add_sample(BASELINE_ROWS, {MODEL: model}, float(baseline.rows))
         self.baseline.append(rows)
+        self.baseline += _baseline_quality(layout)
         self._templates: dict[str, _Template] = {}
 
     def _baseline_values(self) -> np.ndarray:

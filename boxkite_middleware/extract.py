@@ -150,11 +150,39 @@ class PathExtractor(Extractor):
             return None, []
         return self._features.extract(doc)
 
+    def top_level_keys(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]] | None:
+        """(feature, output) columns with their keys when every path is one top-level
+        key (``$.age``) and there are features: one row per request, which the caller
+        may count with generated code. None otherwise."""
+        features, outputs = self._features._keys, self._outputs._keys
+        if features is None or (outputs is None and not self._outputs.empty):
+            return None
+        return features, outputs or []
+
     def response(self, doc: Any, rows: int | None) -> tuple[int, Columns]:
         count, columns = self._outputs.extract(doc)
         if rows is not None and count != rows:
             raise ShapeError
         return count, columns
+
+
+class FeedbackExtractor(Extractor):
+    """What the model answered and what was true, per output, from a feedback body."""
+
+    has_outputs = False
+
+    def __init__(self, outputs: Sequence[tuple[int, JSONPath, JSONPath]]) -> None:
+        # Predictions at even positions, truths at odd ones, read in one pass.
+        paths = []
+        for k, (_, predicted, true) in enumerate(outputs):
+            paths += [(2 * k, predicted), (2 * k + 1, true)]
+        self._side = _PathSide(paths)
+        self._quality = [q for q, _, _ in outputs]
+
+    def feedback(self, doc: Any) -> tuple[int, list[tuple[int, Sequence[Any], Sequence[Any]]]]:
+        rows, columns = self._side.extract(doc)
+        values = dict(columns)
+        return rows, [(q, values[2 * k], values[2 * k + 1]) for k, q in enumerate(self._quality)]
 
 
 def _transpose(rows: list[Any], names: Sequence[str], cols: Sequence[int]) -> Columns:
@@ -182,28 +210,6 @@ def _columnar(
         raise ShapeError
     rows = len(present[0])
     return rows, [(col, data.get(n, [None] * rows)) for n, col in zip(names, cols)]
-
-
-def _unwrap(value: Any) -> Any:
-    """One output per row: ``[x]`` is x (a column vector), anything else as is."""
-    return value[0] if type(value) is list and len(value) == 1 else value
-
-
-def _event_data(doc: Any) -> Any:
-    """The payload of a CloudEvent in structured mode (KServe V1), else the document."""
-    if type(doc) is dict and "specversion" in doc and "data" in doc:
-        return doc["data"]
-    return doc
-
-
-def _text_number(value: Any) -> Any:
-    """A number sent as text in a BYTES tensor, as a number; anything else unchanged."""
-    if type(value) is str:
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _unwrap(value: Any) -> Any:

@@ -30,7 +30,8 @@ class Monitor:
     ``models`` (name -> baseline) replaces ``baseline`` and ``model`` for an app
     serving several models: their counts share one store, and every call that
     names a column takes the model (the first one by default). ``routes`` are the
-    route paths that count requests, for every model, or (model, path) pairs.
+    route paths that count requests, for every model, or (model, path) pairs;
+    ``feedback`` the (model, output) pairs that ground truth is counted for.
 
     With ``PROMETHEUS_MULTIPROC_DIR`` set (or ``multiprocess_dir`` given), every
     process's :meth:`render` reports the totals of all processes, past and present;
@@ -45,6 +46,7 @@ class Monitor:
         multiprocess_dir: str | os.PathLike[str] | None = None,
         models: Mapping[str, Baseline | str | os.PathLike[str]] | None = None,
         shared: bool = True,
+        feedback: Sequence[tuple[str, str]] = (),
     ) -> None:
         if (models is None) == (baseline is None):
             raise ValueError("give either a baseline (and model name) or models")
@@ -56,7 +58,9 @@ class Monitor:
         pairs: list[tuple[str, str]] = []
         for r in routes:
             pairs += [r] if isinstance(r, tuple) else [(name, r) for name in self.baselines]
-        self._layout = Layout(self.baselines, pairs)
+        # A path configured once per method is one `route` label: one set of counters.
+        pairs = list(dict.fromkeys(pairs))
+        self._layout = Layout(self.baselines, pairs, feedback)
         self._route_index = {pair: i for i, pair in enumerate(pairs)}
         directory = (multiprocess_dir or env_multiprocess_dir()) if shared else None
         store: Store = (
@@ -100,6 +104,27 @@ class Monitor:
         """Count ``rows`` rows of extracted columns (index, one value per row); ``route``
         None counts values only, with no request or row counters."""
         self._recorder.observe(route, rows, columns)
+
+    def quality_index(self, output: str, model: str | None = None) -> int:
+        """Index of an output given ``feedback`` at construction, for :meth:`record_feedback`."""
+        return self._layout.quality_index(model or self.model, output)
+
+    def record_feedback(
+        self, route: int, rows: int, outputs: Sequence[tuple[int, Sequence[Any], Sequence[Any]]]
+    ) -> None:
+        """Count ground truth: per output (quality index), the predictions and the truths."""
+        self._recorder.feedback(route, rows, outputs)
+
+    def compile_counter(self, columns: Sequence[tuple[int, str]]) -> Callable[[Any, Any], None]:
+        """A generated ``count(buf, doc)`` for columns read by top-level key, for
+        :meth:`record_compiled` (the single-record hot path)."""
+        return self._layout.compile_counter(columns)
+
+    def record_compiled(
+        self, route: int, counts: Sequence[tuple[Callable[[Any, Any], None], Any]]
+    ) -> None:
+        """Count one row with compiled counters, each given its parsed document."""
+        self._recorder.observe_compiled(route, counts)
 
     def count_error(self, route: int, reason: Reason) -> None:
         """Count a request to ``route`` whose body could not be observed."""

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -22,7 +22,13 @@ import orjson
 
 from .baseline import FEATURE, NUMERIC, OUTPUT, Baseline
 from .config import MODEL_SEGMENT, Config, RouteConfig, load_config
-from .extract import Extractor, ShapeError, build_extractor
+from .extract import (
+    Extractor,
+    FeedbackExtractor,
+    PathExtractor,
+    ShapeError,
+    build_extractor,
+)
 from .monitor import Monitor
 from .schema import OTHER, Reason
 from .v2binary import INFERENCE_HEADER, BinaryError, read_binary
@@ -52,19 +58,31 @@ class BodyHeaders(NamedTuple):
 
 
 def body_headers(headers: Iterable[tuple[Any, Any]]) -> BodyHeaders:
-    """The :class:`BodyHeaders` of response headers, given as str or bytes pairs."""
+    """The :class:`BodyHeaders` of response headers, given as str or bytes pairs.
+
+    Runs once per observed response: names are compared without decoding them, and
+    only the values that matter are decoded.
+    """
     content_type = content_encoding = inference = None
     for name, value in headers:
-        if isinstance(name, bytes):
-            name, value = name.decode("latin-1"), value.decode("latin-1")
         lower = name.lower()
-        if lower == "content-type":
+        if type(lower) is bytes:
+            if lower == b"content-type":
+                content_type = value.decode("latin-1")
+            elif lower == b"content-encoding":
+                content_encoding = value.decode("latin-1")
+            elif lower == _INFERENCE_HEADER:
+                inference = value.decode("latin-1")
+        elif lower == "content-type":
             content_type = value
         elif lower == "content-encoding":
             content_encoding = value
         elif lower == INFERENCE_HEADER:
             inference = value
     return BodyHeaders(content_type, content_encoding, inference)
+
+
+_INFERENCE_HEADER = INFERENCE_HEADER.encode("latin-1")
 
 
 def decode(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -92,12 +110,16 @@ class Target:
     monitor: Monitor
     route: int  # the (model, route) pair's index in the monitor
     extractor: Extractor
+    feedback: bool = False  # ground truth, not a prediction
+    # Generated counters for a request of one object read by top-level keys: (features,
+    # outputs or None). The common single-record route skips columns and loops.
+    compiled: tuple[Callable[[Any, Any], None], Callable[[Any, Any], None] | None] | None = None
 
 
 class Route:
     """One configured route: where it matches, and its :class:`Target` per model."""
 
-    __slots__ = ("path", "methods", "pattern", "targets", "fixed", "unknown")
+    __slots__ = ("path", "methods", "pattern", "targets", "fixed", "unknown", "respond")
 
     def __init__(
         self,
@@ -105,8 +127,10 @@ class Route:
         methods: tuple[str, ...],
         targets: dict[str, Target],
         unknown: Target | None,
+        respond: bool = False,
     ) -> None:
         self.path = path  # as written in the config: the `route` label
+        self.respond = respond  # answer 204 here; the app has no such route
         self.methods = frozenset(methods)
         self.targets = targets
         # A route for one model needs no look-up per request.
@@ -145,19 +169,30 @@ class Observer:
     ) -> None:
         self.config = config = load_config(config)
         models = dict(config.models)
-        pairs = [
-            (name, r.path) for r in config.routes for name in ([r.model] if r.model else models)
-        ]
-        picking = [r.path for r in config.routes if r.model is None]
+        every = [*config.routes, *config.feedback]
+        pairs = [(name, r.path) for r in every for name in ([r.model] if r.model else models)]
+        feedback = list(
+            dict.fromkeys(
+                (name, output)
+                for r in config.feedback
+                for name in ([r.model] if r.model else models)
+                for output in r.predictions
+            )
+        )
+        picking = [r.path for r in every if r.model is None]
         if picking:
             # Requests naming a model that is not configured are counted under __other__,
             # so no series is ever named after request text.
             models[OTHER] = Baseline([])
             pairs += [(OTHER, path) for path in picking]
         self.monitor = Monitor(
-            models=models, routes=pairs, multiprocess_dir=multiprocess_dir, shared=shared
+            models=models,
+            routes=pairs,
+            multiprocess_dir=multiprocess_dir,
+            shared=shared,
+            feedback=feedback,
         )
-        self.routes = [self._route(r) for r in config.routes]
+        self.routes = [self._route(r) for r in every]
         self._exact: dict[str, list[Route]] = {}
         for route in self.routes:
             if route.pattern is None:
@@ -169,6 +204,18 @@ class Observer:
         monitor = self.monitor
         targets = {}
         for name in [route.model] if route.model else self.config.models:
+            if route.truth:
+                outputs_of = [
+                    (monitor.quality_index(n, name), path, route.truth[n])
+                    for n, path in route.predictions.items()
+                ]
+                targets[name] = Target(
+                    monitor,
+                    monitor.route_index(route.path, name),
+                    FeedbackExtractor(outputs_of),
+                    feedback=True,
+                )
+                continue
             baseline = self.config.models[name]
             features = {n: monitor.column_index(FEATURE, n, name) for n in baseline.feature_names}
             outputs = {n: monitor.column_index(OUTPUT, n, name) for n in baseline.output_names}
@@ -177,15 +224,21 @@ class Observer:
                 for c in baseline.columns
                 if c.kind == NUMERIC
             }
+            extractor = build_extractor(route, features, outputs, numeric)
+            keys = extractor.top_level_keys() if isinstance(extractor, PathExtractor) else None
+            compiled = None
+            if keys is not None:
+                compiled = (
+                    monitor.compile_counter(keys[0]),
+                    monitor.compile_counter(keys[1]) if keys[1] else None,
+                )
             targets[name] = Target(
-                monitor,
-                monitor.route_index(route.path, name),
-                build_extractor(route, features, outputs, numeric),
+                monitor, monitor.route_index(route.path, name), extractor, compiled=compiled
             )
         unknown = None
         if route.model is None:
             unknown = Target(monitor, monitor.route_index(route.path, OTHER), Extractor())
-        return Route(route.path, route.methods, targets, unknown)
+        return Route(route.path, route.methods, targets, unknown, route.respond)
 
     def route_for(self, method: str, path: str) -> Route | None:
         """The route observing this request, if any. HEAD is never observed."""
@@ -335,6 +388,13 @@ class Exchange:
             return
         try:
             doc = _parse(b"".join(self.request), self.encoding, self.binary, self.limit)
+            if target.feedback:
+                rows, truths = extractor.feedback(doc)  # type: ignore[attr-defined]
+                monitor.record_feedback(route, rows, truths)
+                return
+            if target.compiled is not None:
+                self._observe_compiled(doc, *target.compiled)
+                return
             rows, columns = extractor.request(doc)
         except Unusable as exc:
             monitor.count_error(route, exc.args[0])
@@ -356,6 +416,25 @@ class Exchange:
                 columns = columns + extractor.missing_outputs(rows or 0)
         if rows is not None:
             monitor.record(route, rows, columns)
+
+    def _observe_compiled(
+        self,
+        doc: Any,
+        features: Callable[[Any, Any], None],
+        outputs: Callable[[Any, Any], None] | None,
+    ) -> None:
+        """One row read by top-level keys, counted by generated code; the same outcome
+        as the general path (an unreadable response: outputs missing, error counted)."""
+        target = self.target
+        if outputs is None or self.status is None or not 200 <= self.status < 300:
+            target.monitor.record_compiled(target.route, ((features, doc),))
+            return
+        try:
+            response = self._response_doc()
+        except Unusable as exc:
+            target.monitor.count_error(target.route, exc.args[0])
+            response = None  # every output counts as missing
+        target.monitor.record_compiled(target.route, ((features, doc), (outputs, response)))
 
     def _response_doc(self) -> Any:
         if self.response is None:

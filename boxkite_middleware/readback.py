@@ -11,16 +11,35 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from .baseline import CATEGORICAL, FEATURE, NUMERIC, OUTPUT, Column
 from .drift import DriftReport, DriftThresholds, compare
+from .quality import Quality, QualityReport, QualityRow
+from .schema import (
+    ACTUAL,
+    CATEGORY,
+    CLASS_MEASURES,
+    FEEDBACK_MISSING,
+    MODEL,
+    OTHER,
+    OUTPUTS,
+    PREDICTED,
+    PREDICTION_ABS_ERROR,
+    PREDICTION_ERROR,
+    PREDICTION_OUTCOME,
+    PREDICTION_SQUARED_ERROR,
+    QUALITY_MEASURES,
+    baseline_quality,
+)
 
 _ROLES = {"feature": FEATURE, "prediction": OUTPUT}
 _LABEL = {"feature": "feature", "prediction": "output"}
@@ -122,6 +141,133 @@ def _report(models: Models, model: str | None, thresholds: DriftThresholds | Non
     return DriftReport(rows)
 
 
+@dataclass
+class _Feedback:
+    """Ground-truth counts of one output, summed over pages, and its baseline's figures."""
+
+    buckets: dict[str, float] = field(default_factory=dict)
+    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # e, |e|, e²
+    outcomes: dict[tuple[str, str], float] = field(default_factory=dict)
+    missing: float = 0.0
+    baseline: dict[str, Any] = field(default_factory=dict)
+
+
+_RUNTIME_QUALITY = {
+    f"{PREDICTION_ERROR}_bucket",
+    f"{PREDICTION_ERROR}_sum",
+    f"{PREDICTION_ABS_ERROR}_total",
+    f"{PREDICTION_SQUARED_ERROR}_total",
+    f"{PREDICTION_OUTCOME}_total",
+    f"{FEEDBACK_MISSING}_total",
+}
+_BASELINE_QUALITY = {baseline_quality(m): m for m in (*QUALITY_MEASURES, *CLASS_MEASURES)}
+
+
+def _add_feedback(
+    into: dict[tuple[str, str], _Feedback],
+    name: str,
+    labels: dict[str, str],
+    value: float,
+    sign: float = 1.0,
+) -> None:
+    if name not in _RUNTIME_QUALITY and name not in _BASELINE_QUALITY:
+        return
+    side = into.setdefault((labels[MODEL], labels[OUTPUTS.label]), _Feedback())
+    v = sign * value
+    if name in _BASELINE_QUALITY:
+        if sign > 0:  # every replica exports the same baseline
+            measure = _BASELINE_QUALITY[name]
+            if measure in CLASS_MEASURES:
+                side.baseline.setdefault(measure, {})[labels[CATEGORY]] = value
+            else:
+                side.baseline[measure] = value
+    elif name.endswith("_bucket"):
+        side.buckets[labels["le"]] = side.buckets.get(labels["le"], 0.0) + v
+    elif name == f"{PREDICTION_ERROR}_sum":
+        side.sums[0] += v
+    elif name == f"{PREDICTION_ABS_ERROR}_total":
+        side.sums[1] += v
+    elif name == f"{PREDICTION_SQUARED_ERROR}_total":
+        side.sums[2] += v
+    elif name == f"{PREDICTION_OUTCOME}_total":
+        pair = (labels[PREDICTED], labels[ACTUAL])
+        side.outcomes[pair] = side.outcomes.get(pair, 0.0) + v
+    else:
+        side.missing += v
+
+
+def _read_feedback(
+    texts: Iterable[str], into: dict[tuple[str, str], _Feedback] | None = None, sign: float = 1.0
+) -> dict[tuple[str, str], _Feedback]:
+    into = {} if into is None else into
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                _add_feedback(into, s.name, s.labels, s.value, sign)
+    return into
+
+
+def _quality(sides: dict[tuple[str, str], _Feedback], model: str | None) -> QualityReport:
+    models = {m for m, _ in sides}
+    if model is None and len(models) > 1:
+        raise ValueError(f"several models, choose one of: {', '.join(sorted(models))}")
+    rows = []
+    for (m, output), side in sides.items():
+        if model is not None and m != model:
+            continue
+        if side.buckets:
+            labels = sorted(side.buckets, key=float)
+            counts = np.diff([side.buckets[le] for le in labels], prepend=0.0)
+            quality = Quality(
+                "numeric",
+                int(side.missing),
+                edges=np.array([float(le) for le in labels[:-1]]),
+                counts=counts,  # from Prometheus: extrapolated by increase(), not whole
+                error_sum=side.sums[0],
+                abs_sum=side.sums[1],
+                squared_sum=side.sums[2],
+            )
+        elif side.outcomes:
+            classes = sorted({c for pair in side.outcomes for c in pair}, key=lambda c: c == OTHER)
+            index = {c: i for i, c in enumerate(classes)}
+            confusion = np.zeros((len(classes), len(classes)))
+            for (predicted, actual), count in side.outcomes.items():
+                confusion[index[predicted], index[actual]] = count
+            quality = Quality(
+                "categorical", int(side.missing), classes=tuple(classes), confusion=confusion
+            )
+        else:
+            continue
+        rows.append(
+            QualityRow(
+                output,
+                quality.kind,
+                quality.n,
+                quality.missing,
+                quality.metrics(),
+                side.baseline,
+                quality,
+            )
+        )
+    return QualityReport(rows)
+
+
+def quality_from_texts(texts: Iterable[str], model: str | None = None) -> QualityReport:
+    """Live quality from the feedback counters of these pages (empty without feedback)."""
+    return _quality(_read_feedback(texts), model)
+
+
+def quality_between(
+    before: Iterable[str], after: Iterable[str], model: str | None = None
+) -> QualityReport:
+    """Quality of the feedback counted between two sets of scrapes of the same servers."""
+    return _quality(_read_feedback(before, _read_feedback(after), sign=-1.0), model)
+
+
+def quality_from_urls(urls: Iterable[str], model: str | None = None) -> QualityReport:
+    return quality_from_texts([fetch(u) for u in urls], model)
+
+
 def report_from_texts(
     texts: Iterable[str], model: str | None = None, thresholds: DriftThresholds | None = None
 ) -> DriftReport:
@@ -151,6 +297,7 @@ def report_from_prometheus(
     Reads the raw ``boxkite_*`` series, so the recording rules need not be installed.
     """
     models: Models = {}
+    at = time.time()
     for role, label in _LABEL.items():
         by = f"model, {label}"
         for name, promql in (
@@ -183,14 +330,46 @@ def report_from_prometheus(
                 f"max by ({by}) (boxkite_baseline_{role}_missing)",
             ),
         ):
-            url = f"{base_url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode(
-                {"query": promql}
-            )
-            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
-                answer = json.loads(response.read())
-            for result in answer["data"]["result"]:
+            for result in _query(base_url, promql, timeout, at):
                 _add(models, name, result["metric"], float(result["value"][1]))
     return _report(models, model, thresholds)
+
+
+def quality_from_prometheus(
+    base_url: str, window: str = "1h", model: str | None = None, timeout: float = 30.0
+) -> QualityReport:
+    """Live quality over the last ``window``, from the raw feedback counters."""
+    by = f"{MODEL}, {OUTPUTS.label}"
+    sides: dict[tuple[str, str], _Feedback] = {}
+    at = time.time()
+    queries = [
+        (f"{PREDICTION_ERROR}_bucket", f"sum by ({by}, le) (increase({{name}}[{window}]))"),
+        (f"{PREDICTION_ERROR}_sum", f"sum by ({by}) (increase({{name}}[{window}]))"),
+        (f"{PREDICTION_ABS_ERROR}_total", f"sum by ({by}) (increase({{name}}[{window}]))"),
+        (f"{PREDICTION_SQUARED_ERROR}_total", f"sum by ({by}) (increase({{name}}[{window}]))"),
+        (
+            f"{PREDICTION_OUTCOME}_total",
+            f"sum by ({by}, {PREDICTED}, {ACTUAL}) (increase({{name}}[{window}]))",
+        ),
+        (f"{FEEDBACK_MISSING}_total", f"sum by ({by}) (increase({{name}}[{window}]))"),
+    ]
+    queries += [
+        (name, f"max by ({by}{', ' + CATEGORY if m in CLASS_MEASURES else ''}) ({{name}})")
+        for name, m in _BASELINE_QUALITY.items()
+    ]
+    for name, template in queries:
+        for result in _query(base_url, template.format(name=name), timeout, at):
+            _add_feedback(sides, name, result["metric"], float(result["value"][1]))
+    return _quality(sides, model)
+
+
+def _query(base_url: str, promql: str, timeout: float, at: float) -> list[dict[str, Any]]:
+    """An instant query at time ``at``: every query of one report at the same instant, so
+    ``increase()`` extrapolates every series alike and ratios of them stay exact."""
+    params = {"query": promql, "time": f"{at:.3f}"}
+    url = f"{base_url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        return json.loads(response.read())["data"]["result"]
 
 
 def fetch(url: str, timeout: float = 10.0) -> str:

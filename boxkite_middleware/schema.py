@@ -64,6 +64,35 @@ OBSERVATION_ERRORS = f"{PREFIX}observation_errors"
 BASELINE_ROWS = f"{PREFIX}baseline_rows"
 
 
+# Ground truth (feedback routes): label names, then families (counters end in ``_total``).
+PREDICTED = "predicted"
+ACTUAL = "actual"
+PREDICTION_ERROR = f"{PREFIX}prediction_error"  # histogram of prediction - truth
+PREDICTION_ABS_ERROR = f"{PREFIX}prediction_abs_error"
+PREDICTION_SQUARED_ERROR = f"{PREFIX}prediction_squared_error"
+# Sum of max(e, 0): with the |e| sum it gives the bias from counters that only grow
+# (the histogram's _sum of signed errors can fall, which rate() takes for a reset).
+PREDICTION_OVERESTIMATE = f"{PREFIX}prediction_overestimate"
+PREDICTION_OUTCOME = f"{PREFIX}prediction_outcome"  # {predicted, actual}
+FEEDBACK_MISSING = f"{PREFIX}feedback_missing"
+BASELINE_PREDICTION_ERROR = f"{PREFIX}baseline_prediction_error"
+QUALITY_MEASURES = ("mae", "rmse", "bias", "accuracy")
+CLASS_MEASURES = ("precision", "recall")  # per class, in the ``category`` label
+
+
+def baseline_quality(measure: str) -> str:
+    """Gauge of the baseline's quality, e.g. ``boxkite_baseline_prediction_mae``."""
+    return f"{PREFIX}baseline_prediction_{measure}"
+
+
+def recorded_quality(measure: str, window: str) -> str:
+    """Recorded live quality, e.g. ``boxkite:prediction_mae:1h``."""
+    return f"boxkite:prediction_{measure}:{window}"
+
+
+QUALITY_ALERT = "BoxkiteQualityDrop"
+
+
 class Reason(IntEnum):
     """Values of the ``reason`` label of ``boxkite_observation_errors_total``.
 

@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from boxkite_middleware.drift import DEFAULT_THRESHOLDS, js, kl, ks, psi
-from boxkite_middleware.rules import CRITICAL
+from boxkite_middleware.rules import CRITICAL, WINDOWS
 
 MINUTES = 60
 ROUND = 1e-6  # promtool compares floats exactly; both sides are rounded to this (JS is a
@@ -29,11 +29,29 @@ BASELINE_CATEGORIES = [50, 50, 0]
 SCENARIO = {
     "drifted": ("feature", "numeric", [2, 2, 2, 2], [0, 0, 0, 8], 1),
     "stable": ("feature", "numeric", [1, 2, 3, 4], [1, 2, 3, 4], 0),
+    # replica b restarts at RESTART: its counters start again (first sample after it is one
+    # minute's counts); the window still holds every value counted
+    "restarted": ("feature", "numeric", [1, 2, 3, 4], [1, 2, 3, 4], 0),
     "few": ("feature", "numeric", [0, 0, 0, 1], [0, 0, 0, 1], 0),
     "region": ("feature", "categorical", [1, 1, 6], [1, 1, 6], 0),
     "prediction": ("prediction", "numeric", [0, 0, 0, 6], [0, 0, 0, 6], 0),
 }
 REPLICAS = ("a", "b")
+RESTART = 30  # minute at which replica b of column "restarted" restarts
+
+
+IDLE = MINUTES // 2  # then no traffic: the counters stay flat this long
+
+
+def _counter(per_minute, restarts: bool) -> str:
+    """promtool series notation: a counter gaining ``per_minute`` every minute, then flat."""
+    if not restarts:
+        return f"0+{per_minute}x{MINUTES} {per_minute * MINUTES}x{IDLE - 1}"
+    final = per_minute * (MINUTES - RESTART + 1)
+    return (
+        f"0+{per_minute}x{RESTART - 1} {per_minute}+{per_minute}x{MINUTES - RESTART} "
+        f"{final}x{IDLE - 1}"
+    )
 
 
 def _label(role: str) -> str:
@@ -67,13 +85,14 @@ def input_series() -> list[dict[str, str]]:
         base = {"model": "m", _label(role): column}
         for replica, rates in zip(REPLICAS, (a, b)):
             labels = dict(base, instance=replica, job="model")
+            restarts = column == "restarted" and replica == "b"
             if kind == "numeric":
                 cumulative = np.cumsum(rates)
                 for i, le in enumerate(LE):
                     series.append(
                         {
                             "series": _series(f"boxkite_{role}_value_bucket", dict(labels, le=le)),
-                            "values": f"0+{cumulative[i]}x{MINUTES}",
+                            "values": _counter(cumulative[i], restarts),
                         }
                     )
                     bins = {"bin": str(i + 1)} | ({"next": str(i + 2)} if i < 3 else {})
@@ -82,7 +101,7 @@ def input_series() -> list[dict[str, str]]:
                             "series": _series(
                                 f"boxkite_baseline_{role}_value_bucket", dict(labels, le=le, **bins)
                             ),
-                            "values": f"{np.cumsum(BASELINE_BINS)[i]}x{MINUTES}",
+                            "values": f"{np.cumsum(BASELINE_BINS)[i]}x{MINUTES + IDLE}",
                         }
                     )
             else:
@@ -92,7 +111,7 @@ def input_series() -> list[dict[str, str]]:
                             "series": _series(
                                 f"boxkite_{role}_category_total", dict(labels, category=category)
                             ),
-                            "values": f"0+{rate}x{MINUTES}",
+                            "values": _counter(rate, restarts),
                         }
                     )
                     series.append(
@@ -100,13 +119,13 @@ def input_series() -> list[dict[str, str]]:
                             "series": _series(
                                 f"boxkite_baseline_{role}_category", dict(labels, category=category)
                             ),
-                            "values": f"{trained}x{MINUTES}",
+                            "values": f"{trained}x{MINUTES + IDLE}",
                         }
                     )
             series.append(
                 {
                     "series": _series(f"boxkite_{role}_missing_total", labels),
-                    "values": f"0+{missing if replica == 'a' else 0}x{MINUTES}",
+                    "values": _counter(missing if replica == "a" else 0, False),
                 }
             )
     return series
@@ -129,19 +148,41 @@ def expected() -> tuple[list[dict], dict[str, list[dict]]]:
         }
         if kind == "numeric":
             values["ks"] = ks(trained, counts)
-        for metric, value in values.items():
-            checks.append(
-                {
-                    "expr": f"round(boxkite:{role}_{metric}:1h{{{_matchers(labels)}}}, {ROUND})",
-                    "eval_time": f"{MINUTES}m",
-                    "exp_samples": [{"labels": _series("", labels), "value": promql_round(value)}],
-                }
-            )
+        # all the data lies inside every window, so they all agree
+        for window in WINDOWS:
+            for metric, value in values.items():
+                series = f"boxkite:{role}_{metric}:{window}{{{_matchers(labels)}}}"
+                checks.append(
+                    {
+                        "expr": f"round({series}, {ROUND})",
+                        "eval_time": f"{MINUTES}m",
+                        "exp_samples": [
+                            {"labels": _series("", labels), "value": promql_round(value)}
+                        ],
+                    }
+                )
         name = "BoxkiteFeatureDrift" if role == "feature" else "BoxkitePredictionDrift"
         for severity, limits in (("warning", DEFAULT_THRESHOLDS), ("critical", CRITICAL)):
             over = values["psi"] >= limits.psi or values.get("ks", 0) >= limits.ks
             if over and counts.sum() >= limits.min_count:
                 alerts[name].append(_alert(role, column, severity, limits, values))
+    # Half an hour after the traffic ends, the 1h window holds its last half hour only and
+    # the 24h window all of it.
+    counts, _ = window_counts("stable")
+    labels = {"model": "m", "feature": "stable"}
+    for window, expected_count in (("1h", counts.sum() / 2), ("24h", counts.sum())):
+        checks.append(
+            {
+                "expr": f"round(boxkite:feature_count:{window}{{{_matchers(labels)}}})",
+                "eval_time": f"{MINUTES + IDLE}m",
+                "exp_samples": [
+                    {
+                        "labels": _series("", labels),
+                        "value": float(expected_count),
+                    }
+                ],
+            }
+        )
     return checks, alerts
 
 

@@ -9,7 +9,7 @@ import pytest
 from .conftest import require_tool
 
 BENCHMARKS = sorted((Path(__file__).parent.parent / "benchmarks").glob("*.py"))
-TOOLS = {"throughput.py": ["wrk"]}  # external programs a benchmark drives
+TOOLS = {"throughput.py": ["wrk"], "fleet.py": ["prometheus", "promtool"]}  # programs it drives
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)

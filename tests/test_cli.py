@@ -204,6 +204,9 @@ def test_progress_line_redraws_in_place_at_most_ten_times_a_second(tmp_path):
     assert "pass 1/2, reading: 1,000 rows, 100% of 1.0 kB" in lines[-2]
     assert "pass 2/2, counting: 1,000 rows, 100%" in lines[-1] and lines[-1].endswith("\n")
     assert len(lines[-1].rstrip("\n")) >= len(lines[-2])  # padded over the previous line
+    with_truth = io.StringIO()  # --truth adds two passes over the file for the quality
+    TerminalProgress(str(tmp_path / "d.csv"), with_truth, 4)("quality-counting", 500, 1.0)
+    assert "pass 4/4, counting quality: 500 rows, 100%" in with_truth.getvalue()
 
 
 def test_report_names_a_url_it_cannot_use():
@@ -353,6 +356,15 @@ def test_demo_runs_end_to_end_and_leaves_nothing_listening(tmp_path):
     assert "DRIFT" not in phase1
     drifted = {ln.split()[0] for ln in phase2.splitlines() if ln.endswith("DRIFT")}
     assert {"bmi", "bp"} <= drifted and not {"age", "sex", "s1"} & drifted
+    # labels that arrived later: quality holds in phase 1 and drops in phase 2
+
+    def mae(phase: str) -> tuple[float, float]:
+        line = next(ln for ln in phase.splitlines() if " mae " in f" {ln} ")
+        now, base = line.split()[-2:]
+        return float(now), float(base)
+
+    (now1, base1), (now2, base2) = mae(phase1), mae(phase2)
+    assert base1 == base2 and now1 < 1.2 * base1 < now2
     # each phase's HTML report is written where the demo says, after its table
     for phase, name in ((phase1, "phase1"), (phase2, "phase2-drifted")):
         path = tmp_path / f"boxkite-demo-{name}.html"
@@ -366,7 +378,13 @@ def test_demo_runs_end_to_end_and_leaves_nothing_listening(tmp_path):
 def test_rules_and_dashboard_commands_print_the_shipped_files():
     assert cli("rules").stdout == rules_yaml()
     assert cli("dashboard").stdout == dashboard_json()
-    assert "increase(boxkite_feature_value_bucket[6h])" in cli("rules", "--window", "6h").stdout
+    six = cli("rules", "--window", "6h", "--window", "7d").stdout
+    assert "sum_over_time(boxkite:feature_bucket:increase1m[5h59m59s999ms])" in six
+    assert "record: boxkite:feature_psi:7d" in six and "boxkite:feature_psi:1h" not in six
+    assert six == cli("rules", "--window", "6h,7d").stdout
+    assert "[1m:30s])) * 30" in cli("rules", "--interval", "30s").stdout
+    bad = cli("rules", "--window", "90s")
+    assert bad.returncode == 2 and "multiple" in bad.stderr
 
 
 def test_console_script_is_installed():

@@ -28,10 +28,13 @@ def test_single_row_batch_and_training_rules_agree(mixed_baseline, values):
     for column in mixed_baseline.features:
         expected, expected_missing, _ = column.count(values)
         one, batch = Monitor(mixed_baseline), Monitor(mixed_baseline)
+        compiled = Monitor(mixed_baseline, routes=["/r"])  # the generated single-record code
+        count = compiled.compile_counter([(compiled.column_index("feature", column.name), "k")])
         for v in values:
             one.observe({column.name: v})
+            compiled.record_compiled(0, [(count, {"k": v})])
         batch.observe_batch({column.name: values})
-        for monitor in (one, batch):
+        for monitor in (one, batch, compiled):
             counts, missing = monitor.counts()[("feature", column.name)]
             assert counts.tolist() == expected.tolist()
             assert missing == expected_missing

@@ -118,3 +118,14 @@ def test_an_overflowing_sum_leaves_every_later_bucket_finite():
     assert any(v == float("inf") for (_, name, _), v in samples.items() if name.endswith("_sum"))
     buckets = [v for (_, name, _), v in samples.items() if name.endswith("_bucket")]
     assert buckets and all(np.isfinite(v) for v in buckets)
+
+
+def test_one_path_on_two_routes_is_one_set_of_route_series():
+    monitor = Monitor(AWKWARD, routes=["/predict", "/predict"])
+    names = [
+        (s.name, tuple(sorted(s.labels.items())))
+        for f in text_string_to_metric_families(monitor.render()[0].decode())
+        for s in f.samples
+    ]
+    assert len(names) == len(set(names))
+    assert sum(1 for n, _ in names if n == "boxkite_observed_requests_total") == 1
