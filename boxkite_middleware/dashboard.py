@@ -12,7 +12,22 @@ from typing import Any
 
 from .drift import DEFAULT_THRESHOLDS
 from .rules import CRITICAL
-from .schema import FEEDBACK_MISSING, baseline_quality, recorded_quality
+from .schema import (
+    BASELINE_ROWS,
+    DRIFT_MEASURES,
+    FEATURES,
+    FEEDBACK_MISSING,
+    OBSERVATION_ERRORS,
+    OBSERVED_REQUESTS,
+    OBSERVED_ROWS,
+    OTHER,
+    OUTPUTS,
+    Role,
+    baseline_quality,
+    recorded,
+    recorded_prefix,
+    recorded_quality,
+)
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
@@ -135,47 +150,53 @@ def _row(title: str) -> dict[str, Any]:
     return {"type": "row", "title": title, "collapsed": False, "panels": []}
 
 
-def _drift_over_time(role: str, label: str, var: str) -> dict[str, Any]:
+def _drift_over_time(role: Role) -> dict[str, Any]:
+    var = label = role.label
     sel = f'{{model="$model",{label}="${var}"}}'
     return _timeseries(
         f"Drift of ${var} over time (1h window)",
         "PSI and KL (nats) of the last hour against the baseline, the binned KS (numeric "
         "only) and the Jensen-Shannon distance (base 2), over all replicas.",
         [
-            _target(f"boxkite:{role}_psi:1h{sel}", "PSI", "A"),
-            _target(f"boxkite:{role}_ks:1h{sel}", "KS", "B"),
-            _target(f"boxkite:{role}_kl:1h{sel}", "KL", "C"),
-            _target(f"boxkite:{role}_js:1h{sel}", "JS", "D"),
+            _target(f"{recorded(role, m, '1h')}{sel}", m.upper(), ref)
+            for m, ref in zip(DRIFT_MEASURES, "ABCD")
         ],
         thresholds=_thresholds(DEFAULT_THRESHOLDS.psi, CRITICAL.psi),
     )
 
 
-def _distribution(role: str, label: str, var: str) -> dict[str, Any]:
+def _distribution(role: Role) -> dict[str, Any]:
+    var = label = role.label
     sel = f'{{model="$model",{label}="${var}"}}'
     return _barchart(
         f"${var}: baseline vs last hour, share per bin",
         "Share of values per baseline bin (upper bound `le`) or category, at training time "
         "and over the last hour on all replicas.",
         [
-            _target(f"boxkite:baseline_{role}_bin_share{sel}", "baseline", "A", instant=True),
-            _target(f"boxkite:{role}_bin_share:1h{sel}", "last hour", "B", instant=True),
+            _target(
+                f"{recorded_prefix(role, baseline=True)}_bin_share{sel}",
+                "baseline",
+                "A",
+                instant=True,
+            ),
+            _target(f"{recorded(role, 'bin_share', '1h')}{sel}", "last hour", "B", instant=True),
         ],
         x_field="bin",
         unit="percentunit",
     )
 
 
-def _by_replica(role: str, label: str, var: str) -> dict[str, Any]:
+def _by_replica(role: Role) -> dict[str, Any]:
+    var = label = role.label
     sel = f'model="$model",{label}="${var}"'
     median = (
         f"histogram_quantile(0.5, sum by (instance, le) "
-        f"(rate(boxkite_{role}_value_bucket{{{sel}}}[$__rate_interval])))"
+        f"(rate({role.value()}_bucket{{{sel}}}[$__rate_interval])))"
     )
     categories = (
-        f"sum by (instance, category) (rate(boxkite_{role}_category_total{{{sel}}}"
+        f"sum by (instance, category) (rate({role.category()}_total{{{sel}}}"
         f"[$__rate_interval])) / on(instance) group_left() sum by (instance) "
-        f"(rate(boxkite_{role}_category_total{{{sel}}}[$__rate_interval]))"
+        f"(rate({role.category()}_total{{{sel}}}[$__rate_interval]))"
     )
     return _timeseries(
         f"${var} across replicas",
@@ -185,7 +206,7 @@ def _by_replica(role: str, label: str, var: str) -> dict[str, Any]:
         [
             _target(f"{median} or {categories}", "{{instance}} {{category}}", "A"),
             _target(
-                f"histogram_quantile(0.5, max by (le) (boxkite_baseline_{role}_value_bucket"
+                f"histogram_quantile(0.5, max by (le) ({role.value(baseline=True)}_bucket"
                 f"{{{sel}}}))",
                 "baseline median",
                 "B",
@@ -263,7 +284,10 @@ def dashboard() -> dict[str, Any]:
             f"{warn.psi} (warning alert), red from {crit.psi} (critical).",
             [
                 _target(
-                    f"sort_desc(boxkite:feature_psi:1h{model})", "{{feature}}", "A", instant=True
+                    f"sort_desc({recorded(FEATURES, 'psi', '1h')}{model})",
+                    "{{feature}}",
+                    "A",
+                    instant=True,
                 )
             ],
             x_field="feature",
@@ -273,7 +297,14 @@ def dashboard() -> dict[str, Any]:
             "Features: KS, last hour (sorted)",
             f"Largest gap between the binned CDFs (numeric features); orange from "
             f"{warn.ks}, red from {crit.ks}.",
-            [_target(f"sort_desc(boxkite:feature_ks:1h{model})", "{{feature}}", "A", instant=True)],
+            [
+                _target(
+                    f"sort_desc({recorded(FEATURES, 'ks', '1h')}{model})",
+                    "{{feature}}",
+                    "A",
+                    instant=True,
+                )
+            ],
             x_field="feature",
             thresholds=_thresholds(warn.ks, crit.ks),
         ),
@@ -282,7 +313,10 @@ def dashboard() -> dict[str, Any]:
             "Population stability index of each model output over all replicas.",
             [
                 _target(
-                    f"sort_desc(boxkite:prediction_psi:1h{model})", "{{output}}", "A", instant=True
+                    f"sort_desc({recorded(OUTPUTS, 'psi', '1h')}{model})",
+                    "{{output}}",
+                    "A",
+                    instant=True,
                 )
             ],
             x_field="output",
@@ -293,13 +327,12 @@ def dashboard() -> dict[str, Any]:
             "Requests whose bodies were observed, and the rows in them, per route.",
             [
                 _target(
-                    f"sum by (route) (rate(boxkite_observed_requests_total{model}"
-                    "[$__rate_interval]))",
+                    f"sum by (route) (rate({OBSERVED_REQUESTS}_total{model}[$__rate_interval]))",
                     "requests {{route}}",
                     "A",
                 ),
                 _target(
-                    f"sum by (route) (rate(boxkite_observed_rows_total{model}[$__rate_interval]))",
+                    f"sum by (route) (rate({OBSERVED_ROWS}_total{model}[$__rate_interval]))",
                     "rows {{route}}",
                     "B",
                 ),
@@ -311,8 +344,7 @@ def dashboard() -> dict[str, Any]:
             "Requests passed through unobserved: see the README for each reason.",
             [
                 _target(
-                    f"sum by (reason) (rate(boxkite_observation_errors_total{model}"
-                    "[$__rate_interval]))",
+                    f"sum by (reason) (rate({OBSERVATION_ERRORS}_total{model}[$__rate_interval]))",
                     "{{reason}}",
                     "A",
                 )
@@ -323,8 +355,8 @@ def dashboard() -> dict[str, Any]:
             "Missing share, last hour",
             "Share of values that were absent, null, NaN or of the wrong type.",
             [
-                _target(f"boxkite:feature_missing_share:1h{model}", "{{feature}}", "A"),
-                _target(f"boxkite:prediction_missing_share:1h{model}", "{{output}}", "B"),
+                _target(f"{recorded(FEATURES, 'missing_share', '1h')}{model}", "{{feature}}", "A"),
+                _target(f"{recorded(OUTPUTS, 'missing_share', '1h')}{model}", "{{output}}", "B"),
             ],
             unit="percentunit",
         ),
@@ -333,7 +365,7 @@ def dashboard() -> dict[str, Any]:
             "Share of categorical values outside the baseline's categories (counted as __other__).",
             [
                 _target(
-                    'boxkite:feature_bin_share:1h{model="$model",category="__other__"}',
+                    f'{recorded(FEATURES, "bin_share", "1h")}{{model="$model",category="{OTHER}"}}',
                     "{{feature}}",
                     "A",
                 )
@@ -345,13 +377,13 @@ def dashboard() -> dict[str, Any]:
         _row("Overview"),
         *overview,
         _row("Feature: $feature"),
-        _distribution("feature", "feature", "feature"),
-        _drift_over_time("feature", "feature", "feature"),
-        _by_replica("feature", "feature", "feature"),
+        _distribution(FEATURES),
+        _drift_over_time(FEATURES),
+        _by_replica(FEATURES),
         _row("Prediction: $output"),
-        _distribution("prediction", "output", "output"),
-        _drift_over_time("prediction", "output", "output"),
-        _by_replica("prediction", "output", "output"),
+        _distribution(OUTPUTS),
+        _drift_over_time(OUTPUTS),
+        _by_replica(OUTPUTS),
         _row("Quality (ground truth): $output"),
         *_quality_panels(),
     ]
@@ -394,14 +426,14 @@ def dashboard() -> dict[str, Any]:
                     "refresh": 1,
                     "hide": 0,
                 },
-                variable("model", "label_values(boxkite_baseline_rows, model)"),
+                variable("model", f"label_values({BASELINE_ROWS}, model)"),
                 variable(
                     "feature",
-                    'label_values(boxkite_baseline_feature_missing{model="$model"}, feature)',
+                    f'label_values({FEATURES.missing(baseline=True)}{{model="$model"}}, feature)',
                 ),
                 variable(
                     "output",
-                    'label_values(boxkite_baseline_prediction_missing{model="$model"}, output)',
+                    f'label_values({OUTPUTS.missing(baseline=True)}{{model="$model"}}, output)',
                 ),
             ]
         },

@@ -10,7 +10,6 @@ series are read over a window with ``increase``.
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.parse
 import urllib.request
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from .baseline import CATEGORICAL, FEATURE, NUMERIC, OUTPUT, Column
+from .baseline import CATEGORICAL, NUMERIC, Column
 from .drift import DriftReport, DriftThresholds, compare
 from .quality import Quality, QualityReport, QualityRow
 from .schema import (
@@ -29,6 +28,7 @@ from .schema import (
     CATEGORY,
     CLASS_MEASURES,
     FEEDBACK_MISSING,
+    LE,
     MODEL,
     OTHER,
     OUTPUTS,
@@ -38,11 +38,10 @@ from .schema import (
     PREDICTION_OUTCOME,
     PREDICTION_SQUARED_ERROR,
     QUALITY_MEASURES,
+    ROLES,
+    Role,
     baseline_quality,
 )
-
-_ROLES = {"feature": FEATURE, "prediction": OUTPUT}
-_LABEL = {"feature": "feature", "prediction": "output"}
 
 
 @dataclass
@@ -60,10 +59,20 @@ class _Side:
         bins[label] = bins.get(label, 0.0) + count
 
 
-_SAMPLE = re.compile(
-    r"^boxkite_(baseline_)?(feature|prediction)_"
-    r"(value_bucket|value_sum|category|category_total|missing|missing_total)$"
-)
+def _sample_kinds() -> dict[str, tuple[bool, Role, str]]:
+    """Sample name -> (is the baseline's, role, what) for every value family."""
+    kinds = {}
+    for role in ROLES:
+        for baseline in (False, True):
+            total = "" if baseline else "_total"
+            kinds[f"{role.value(baseline)}_bucket"] = (baseline, role, "bucket")
+            kinds[f"{role.value(baseline)}_sum"] = (baseline, role, "sum")
+            kinds[f"{role.category(baseline)}{total}"] = (baseline, role, "category")
+            kinds[f"{role.missing(baseline)}{total}"] = (baseline, role, "missing")
+    return kinds
+
+
+_SAMPLES = _sample_kinds()
 Models = dict[str, tuple[_Side, _Side]]  # model -> (baseline side, runtime side)
 
 
@@ -71,19 +80,19 @@ def _add(
     models: Models, name: str, labels: dict[str, str], value: float, sign: float = 1.0
 ) -> None:
     """Count one sample of a boxkite family into its model's baseline or runtime side."""
-    match = _SAMPLE.match(name)
-    if match is None:
+    kind = _SAMPLES.get(name)
+    if kind is None:
         return
-    is_baseline, role, what = match.groups()
-    sides = models.setdefault(labels["model"], (_Side(), _Side()))
+    is_baseline, role, what = kind
+    sides = models.setdefault(labels[MODEL], (_Side(), _Side()))
     side = sides[0] if is_baseline else sides[1]
-    key = (_ROLES[role], labels[_LABEL[role]])
-    if what == "value_bucket":
-        side.add(key, NUMERIC, labels["le"], sign * value)
-    elif what == "value_sum":
+    key = (role.role, labels[role.label])
+    if what == "bucket":
+        side.add(key, NUMERIC, labels[LE], sign * value)
+    elif what == "sum":
         side.sums[key] = side.sums.get(key, 0.0) + sign * value
-    elif what.startswith("category"):
-        side.add(key, CATEGORICAL, labels["category"], sign * value)
+    elif what == "category":
+        side.add(key, CATEGORICAL, labels[CATEGORY], sign * value)
     else:
         side.missing[key] = side.missing.get(key, 0.0) + sign * value
 
@@ -95,8 +104,10 @@ def _read(texts: Iterable[str], models: Models | None = None, sign: float = 1.0)
     for text in texts:
         for family in text_string_to_metric_families(text):
             for s in family.samples:
-                baseline = s.name.startswith("boxkite_baseline_")
-                if baseline and (sign < 0 or s.labels.get("model") in has_baseline):
+                kind = _SAMPLES.get(s.name)
+                if kind is None:
+                    continue
+                if kind[0] and (sign < 0 or s.labels.get(MODEL) in has_baseline):
                     continue  # every replica exports the same baseline: read it once
                 _add(models, s.name, s.labels, s.value, sign)
         has_baseline = {m for m, (base, _) in models.items() if base.kinds}
@@ -298,38 +309,23 @@ def report_from_prometheus(
     """
     models: Models = {}
     at = time.time()
-    for role, label in _LABEL.items():
-        by = f"model, {label}"
-        for name, promql in (
-            (
-                f"boxkite_{role}_value_bucket",
-                f"sum by ({by}, le) (increase(boxkite_{role}_value_bucket[{window}]))",
-            ),
-            (
-                f"boxkite_{role}_category_total",
-                f"sum by ({by}, category) (increase(boxkite_{role}_category_total[{window}]))",
-            ),
-            (
-                f"boxkite_{role}_missing_total",
-                f"sum by ({by}) (increase(boxkite_{role}_missing_total[{window}]))",
-            ),
-            (
-                f"boxkite_baseline_{role}_value_bucket",
-                f"max by ({by}, le) (boxkite_baseline_{role}_value_bucket)",
-            ),
-            (
-                f"boxkite_baseline_{role}_value_sum",
-                f"max by ({by}) (boxkite_baseline_{role}_value_sum)",
-            ),
-            (
-                f"boxkite_baseline_{role}_category",
-                f"max by ({by}, category) (boxkite_baseline_{role}_category)",
-            ),
-            (
-                f"boxkite_baseline_{role}_missing",
-                f"max by ({by}) (boxkite_baseline_{role}_missing)",
-            ),
-        ):
+    for role in ROLES:
+        by = f"{MODEL}, {role.label}"
+        runtime = [
+            (f"{role.value()}_bucket", f", {LE}"),
+            (f"{role.category()}_total", f", {CATEGORY}"),
+            (f"{role.missing()}_total", ""),
+        ]
+        baseline = [
+            (f"{role.value(baseline=True)}_bucket", f", {LE}"),
+            (f"{role.value(baseline=True)}_sum", ""),
+            (role.category(baseline=True), f", {CATEGORY}"),
+            (role.missing(baseline=True), ""),
+        ]
+        queries = [
+            (name, f"sum by ({by}{extra}) (increase({name}[{window}]))") for name, extra in runtime
+        ] + [(name, f"max by ({by}{extra}) ({name})") for name, extra in baseline]
+        for name, promql in queries:
             for result in _query(base_url, promql, timeout, at):
                 _add(models, name, result["metric"], float(result["value"][1]))
     return _report(models, model, thresholds)

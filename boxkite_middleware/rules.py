@@ -60,6 +60,7 @@ from .schema import (
     baseline_quality,
     drift_alert,
     recorded,
+    recorded_prefix,
     recorded_quality,
 )
 
@@ -151,11 +152,11 @@ def _categories_as_bins(series: str) -> str:
 
 
 def _names(role: Role, window: str) -> dict[str, str]:
-    r = role.word
+    r = recorded_prefix(role)
     return {
-        "bucket": f"boxkite:{r}_bucket:increase{window}",
-        "category": f"boxkite:{r}_category:increase{window}",
-        "missing": f"boxkite:{r}_missing:increase{window}",
+        "bucket": f"{r}_bucket:increase{window}",
+        "category": f"{r}_category:increase{window}",
+        "missing": f"{r}_missing:increase{window}",
     }
 
 
@@ -172,7 +173,7 @@ def _stage1_rules(role: Role, interval: str) -> list[dict[str, str]]:
 def _baseline_rules(role: Role) -> list[dict[str, str]]:
     """The baseline, once per model and column whatever the number of replicas."""
     by = f"{MODEL}, {role.label}"
-    base = f"boxkite:baseline_{role.word}"
+    base = recorded_prefix(role, baseline=True)
 
     def share(counts: str) -> str:
         return f"{counts} / on({by}) group_left() (sum by ({by}) ({counts}) > 0)"
@@ -197,8 +198,8 @@ def _baseline_rules(role: Role) -> list[dict[str, str]]:
 
 
 def _window_rules(role: Role, window: str, interval: str) -> list[dict[str, str]]:
-    r, by = role.word, f"{MODEL}, {role.label}"
-    cur, base = f"boxkite:{r}", f"boxkite:baseline_{r}"
+    by = f"{MODEL}, {role.label}"
+    cur, base = recorded_prefix(role), recorded_prefix(role, baseline=True)
     w = f":{window}"
     names, stage1 = _names(role, window), _names(role, interval)
 
@@ -263,7 +264,7 @@ def _window_rules(role: Role, window: str, interval: str) -> list[dict[str, str]
 
 def _alert(role: Role, window: str, severity: str, limits: DriftThresholds) -> dict:
     r, label = role.word, role.label
-    cur = f"boxkite:{r}"
+    cur = recorded_prefix(role)
     psi, ks = recorded(role, "psi", window), recorded(role, "ks", window)
     what = "Feature" if r == "feature" else "Prediction output"
 
@@ -323,7 +324,9 @@ _FEEDBACK_COUNTERS = {  # stage-1 name -> (counter, extra labels)
 
 
 def _feedback_names(window: str) -> dict[str, str]:
-    return {k: f"boxkite:prediction_feedback_{k}:increase{window}" for k in _FEEDBACK_COUNTERS}
+    return {
+        k: f"{recorded_prefix(OUTPUTS)}_feedback_{k}:increase{window}" for k in _FEEDBACK_COUNTERS
+    }
 
 
 def _quality_stage1(interval: str) -> list[dict[str, str]]:
@@ -341,7 +344,7 @@ def _quality_window(window: str, interval: str) -> list[dict[str, str]]:
     names, stage1 = _feedback_names(window), _feedback_names(interval)
     n = f"({names['count']} > 0)"
     outcome = names["outcome"]
-    correct = f"boxkite:prediction_feedback_correct:increase{window}"
+    correct = f"{recorded_prefix(OUTPUTS)}_feedback_correct:increase{window}"
     # The diagonal of the outcome matrix: cells whose `actual` equals their `predicted`,
     # found by joining with a copy that carries `predicted` in `actual`.
     diagonal = (

@@ -87,7 +87,7 @@ def baseline_quality(measure: str) -> str:
 
 def recorded_quality(measure: str, window: str) -> str:
     """Recorded live quality, e.g. ``boxkite:prediction_mae:1h``."""
-    return f"boxkite:prediction_{measure}:{window}"
+    return f"{RECORDED}prediction_{measure}:{window}"
 
 
 QUALITY_ALERT = "BoxkiteQualityDrop"
@@ -122,9 +122,17 @@ PRESETS = ("flat", "kserve-v1", "kserve-v2", "mlflow")
 DRIFT_MEASURES = ("psi", "ks", "kl", "js")
 
 
+RECORDED = "boxkite:"  # recording rules' series: ``boxkite:<what>:<window>``
+
+
+def recorded_prefix(role: Role, baseline: bool = False) -> str:
+    """Start of the recorded series of a role: ``boxkite:feature``, ``boxkite:baseline_feature``."""
+    return f"{RECORDED}{'baseline_' if baseline else ''}{role.word}"
+
+
 def recorded(role: Role, measure: str, window: str) -> str:
     """Name of a recording rule's series, such as ``boxkite:feature_psi:1h``."""
-    return f"boxkite:{role.word}_{measure}:{window}"
+    return f"{recorded_prefix(role)}_{measure}:{window}"
 
 
 def drift_alert(role: Role) -> str:
