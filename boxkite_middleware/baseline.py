@@ -14,13 +14,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from numbers import Real
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
 from prometheus_client.utils import floatToGoString
 
 from .binning import bin_floats, category_codes, category_key, to_floats
+from .drift import DriftReport, DriftThresholds, compare
 from .quality import (
     Quality,
     QualityReport,
@@ -30,9 +31,6 @@ from .quality import (
     numeric_quality,
 )
 from .schema import FEATURES, OTHER, OUTPUTS
-
-if TYPE_CHECKING:
-    from .drift import DriftReport, DriftThresholds
 
 SCHEMA_VERSION = 1
 FORMAT = "boxkite-middleware/baseline"
@@ -452,8 +450,6 @@ class Baseline:
         A bare 2-D array of features may omit names: the baseline's order is assumed.
         Columns the current data does not have are left out of the report.
         """
-        from .drift import DriftReport, compare
-
         current: list[tuple[Column, Any]] = []
         for name, values in _named_columns(features, self.feature_names, "features"):
             current.append((self.feature(name), values))

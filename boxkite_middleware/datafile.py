@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from .baseline import (
     quantile_edges,
 )
 from .binning import bin_floats, category_key, to_floats
+from .drift import DriftReport, DriftThresholds, compare
 from .quality import (
     Quality,
     categorical_quality,
@@ -41,9 +42,6 @@ from .quality import (
     numeric_errors,
     numeric_quality,
 )
-
-if TYPE_CHECKING:
-    from .drift import DriftReport, DriftThresholds
 
 CHUNK_ROWS = 100_000
 SAMPLE_SIZE = 200_000
@@ -416,8 +414,6 @@ def drift_of_files(
     Every baseline feature and output found as a column is compared; the rest are
     left out, as in :meth:`Baseline.drift`.
     """
-    from .drift import DriftReport, compare
-
     for path in paths:
         if not os.path.exists(path):
             raise BaselineError(

@@ -17,10 +17,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .drift import DriftReport, DriftRow, DriftThresholds
 from .schema import OTHER
+
+if TYPE_CHECKING:  # DriftReport.to_html imports this module: no import back at run time
+    from .drift import DriftReport, DriftRow, DriftThresholds
 
 # One place for the numbers' formats, so the tests compare with what is shown.
 METRIC_FORMAT = ".4f"
