@@ -126,3 +126,27 @@ def poll(check, timeout: float = 60, interval: float = 0.25):
             return last
         time.sleep(interval)
     raise AssertionError(f"condition not met in {timeout}s; last value: {last!r}")
+
+
+@contextlib.contextmanager
+def fleet(workdir, config: str, rules: str) -> Iterator[tuple[list[str], str]]:
+    """Three replicas of the test model app and a real Prometheus evaluating ``rules``:
+    two gunicorn servers (two workers each) and one uvicorn server, each with its own
+    multi-process directory. Yields (the replicas' base URLs, Prometheus's URL)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ports = [free_port() for _ in range(3)]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    commands = [
+        gunicorn("tests.apps.served:flask", ports[0], "-w", "2"),
+        gunicorn("tests.apps.served:flask", ports[1], "-w", "2"),
+        uvicorn("tests.apps.served:fastapi", ports[2]),
+    ]
+    with contextlib.ExitStack() as stack:
+        for i, (command, url) in enumerate(zip(commands, urls)):
+            directory = os.path.join(workdir, f"mp{i}")
+            os.mkdir(directory)
+            env = {"BOXKITE_CONFIG": config, "PROMETHEUS_MULTIPROC_DIR": directory}
+            stack.enter_context(serve(command, f"{url}/metrics", env=env, cwd=root))
+        targets = [u.removeprefix("http://") for u in urls]
+        prom = stack.enter_context(prometheus(targets, str(workdir), rule_files=[rules]))
+        yield urls, prom

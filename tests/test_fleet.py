@@ -26,7 +26,7 @@ from boxkite_middleware.readback import report_from_prometheus
 from boxkite_middleware.rules import WINDOWS, rules_yaml
 
 from .apps.model_apps import model
-from .helpers import free_port, gunicorn, poll, prometheus, query, serve, uvicorn
+from .helpers import fleet, poll, query
 from .middleware_setup import make_baseline, write_config
 
 pytestmark = pytest.mark.e2e
@@ -67,19 +67,6 @@ def _value(prom: str, promql: str) -> dict[str, float]:
 def test_rules_and_dashboard_over_three_replicas(tmp_path):
     baseline: Baseline = make_baseline()
     config = write_config(tmp_path, baseline)
-    ports = [free_port() for _ in range(3)]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
-    envs = []
-    for i in range(3):
-        (tmp_path / f"mp{i}").mkdir()
-        envs.append(
-            {"BOXKITE_CONFIG": config, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"mp{i}")}
-        )
-    commands = [
-        gunicorn("tests.apps.served:flask", ports[0], "-w", "2"),
-        gunicorn("tests.apps.served:flask", ports[1], "-w", "2"),
-        uvicorn("tests.apps.served:fastapi", ports[2]),
-    ]
     rules = tmp_path / "boxkite-rules.yml"
     shipped = yaml.safe_load((ROOT / "dashboards" / "boxkite-rules.yml").read_text())
     ours = yaml.safe_load(rules_yaml(interval=INTERVAL))
@@ -92,14 +79,7 @@ def test_rules_and_dashboard_over_three_replicas(tmp_path):
     assert interval == names(ours)
     rules.write_text(rules_yaml(interval=INTERVAL))
     rows = _traffic()
-    with (
-        serve(commands[0], f"{urls[0]}/metrics", env=envs[0], cwd=str(ROOT)),
-        serve(commands[1], f"{urls[1]}/metrics", env=envs[1], cwd=str(ROOT)),
-        serve(commands[2], f"{urls[2]}/metrics", env=envs[2], cwd=str(ROOT)),
-        prometheus(
-            [u.removeprefix("http://") for u in urls], str(tmp_path), rule_files=[str(rules)]
-        ) as prom,
-    ):
+    with fleet(tmp_path, config, str(rules)) as (urls, prom):
         # every replica scraped once before any traffic: all windows start from zero
         poll(
             lambda: (
@@ -138,8 +118,8 @@ def test_rules_and_dashboard_over_three_replicas(tmp_path):
         # exactly the rows sent: stage 1 neither loses nor extrapolates any
         for count in _value(prom, "boxkite:feature_count:1h").values():
             assert count == pytest.approx(total, rel=1e-12)
-        fleet = {k: [r[k] for r in rows] * 3 for k in ("age", "bmi", "region")}
-        offline = baseline.drift(fleet, [model(r) for r in rows] * 3)
+        everything = {k: [r[k] for r in rows] * 3 for k in ("age", "bmi", "region")}
+        offline = baseline.drift(everything, [model(r) for r in rows] * 3)
         for row in offline:
             role, label = (
                 ("feature", "feature") if row.role == "feature" else ("prediction", "output")

@@ -29,10 +29,9 @@ from boxkite_middleware.dashboard import QUALITY_PANELS, dashboard, queries
 from boxkite_middleware.readback import quality_from_prometheus
 from boxkite_middleware.rules import rules_yaml
 
-from .helpers import free_port, gunicorn, poll, prometheus, query, serve, uvicorn
+from .helpers import fleet, poll, query
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).parent.parent
 INTERVAL = "2s"
 BEFORE = "4s"  # two intervals: stage 1 then sees every replica at both instants it reads
 
@@ -92,32 +91,9 @@ def _value(prom: str, promql: str) -> float:
 
 def test_quality_rules_alert_and_dashboard_over_three_replicas(tmp_path):
     (truth, predicted), (labels, classes) = _models(tmp_path)
-    ports = [free_port() for _ in range(3)]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
-    envs = []
-    for i in range(3):
-        (tmp_path / f"mp{i}").mkdir()
-        envs.append(
-            {
-                "BOXKITE_CONFIG": str(tmp_path / "boxkite.yaml"),
-                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"mp{i}"),
-            }
-        )
-    commands = [
-        gunicorn("tests.apps.served:flask", ports[0], "-w", "2"),
-        gunicorn("tests.apps.served:flask", ports[1], "-w", "2"),
-        uvicorn("tests.apps.served:fastapi", ports[2]),
-    ]
     rules = tmp_path / "boxkite-rules.yml"
     rules.write_text(rules_yaml(interval=INTERVAL))
-    with (
-        serve(commands[0], f"{urls[0]}/metrics", env=envs[0], cwd=str(ROOT)),
-        serve(commands[1], f"{urls[1]}/metrics", env=envs[1], cwd=str(ROOT)),
-        serve(commands[2], f"{urls[2]}/metrics", env=envs[2], cwd=str(ROOT)),
-        prometheus(
-            [u.removeprefix("http://") for u in urls], str(tmp_path), rule_files=[str(rules)]
-        ) as prom,
-    ):
+    with fleet(tmp_path, str(tmp_path / "boxkite.yaml"), str(rules)) as (urls, prom):
         ready = f"boxkite_prediction_abs_error_total offset {BEFORE}"
         poll(lambda: len(query(prom, ready)) == 3)
         poll(lambda: len(query(prom, f"boxkite_prediction_outcome_total offset {BEFORE}")) > 0)
